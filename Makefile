@@ -1,0 +1,57 @@
+# mtlmad: the two commands a newcomer runs are `make demo` and `make test`.
+# Both create .venv when no virtual environment is active, then install mtlmad into it.
+SHELL := /bin/bash
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+ifdef VIRTUAL_ENV
+BIN := $(VIRTUAL_ENV)/bin
+else
+BIN := $(CURDIR)/.venv/bin
+endif
+PY := $(BIN)/python
+# The CPU build of torch installed when the environment has none (CUDA users install theirs first).
+TORCH_PIN ?= torch==2.13.0
+STAMP := $(BIN)/../.mtlmad-installed
+# nbdev_test flags: `slow` cells run too; `cuda` cells run only where a GPU is present.
+TEST_FLAGS ?= slow $(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else '')" 2>/dev/null)
+DEMO_DIR ?= demo_runs
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(PY):
+	python3 -m venv $(BIN)/..
+
+$(STAMP): $(PY) setup.py settings.ini
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create the environment and install mtlmad with its dev tools
+
+demo: setup  ## build the demo data from the embedded MRI, train, evaluate, report
+	$(BIN)/mtlmad demo --out $(DEMO_DIR)
+
+sync: setup  ## notebooks clean, package exported, README rebuilt; fails if any of them changed
+	$(PY) tools/check_sync.py
+
+nbtest: setup  ## run every notebook (nbdev_test)
+	$(BIN)/nbdev_test --n_workers 2 --flags "$(TEST_FLAGS)" --timing
+
+pytest: setup  ## the pytest suite
+	$(PY) -m pytest tests -q
+
+test: setup  ## every check: sync, notebooks, pytest
+	$(PY) tools/check_sync.py
+	$(BIN)/nbdev_test --n_workers 2 --flags "$(TEST_FLAGS)" --timing
+	$(PY) -m pytest tests -q
+
+export: setup  ## export notebooks to the package and rebuild README.md (no checks)
+	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(PY) tools/make_readme.py
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf build dist *.egg-info _proc _docs $(DEMO_DIR)
+
+.PHONY: help setup demo sync nbtest pytest test export clean
