@@ -48,10 +48,13 @@ test: setup  ## every check: sync, notebooks, pytest
 	$(BIN)/nbdev_test --n_workers 2 --flags "$(TEST_FLAGS)" --timing
 	$(PY) -m pytest tests -q
 
+wheel: setup  ## build the sdist and wheel, then try the wheel in a brand-new venv outside the repository
+	$(PY) tools/smoke_wheel.py
+
 export: setup  ## export notebooks to the package and rebuild README.md (no checks)
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(PY) tools/make_readme.py
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build dist *.egg-info _proc _docs $(DEMO_DIR)
 
-.PHONY: help setup demo sync nbtest pytest test export clean
+.PHONY: help setup demo sync nbtest pytest test wheel export clean

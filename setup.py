@@ -1,46 +1,65 @@
 """Packaging for mtlmad: every value comes from settings.ini, the nbdev project's single source."""
 import shlex
 from configparser import ConfigParser
+from pathlib import Path
 
 import setuptools
 
+HERE = Path(__file__).resolve().parent
 config = ConfigParser(delimiters=['='])
-config.read('settings.ini', encoding='utf-8')
+if not config.read(HERE / 'settings.ini', encoding='utf-8'):
+    raise FileNotFoundError(f'{HERE / "settings.ini"}: not found; setup.py takes every package setting from it')
 cfg = config['DEFAULT']
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
-statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
+# settings.ini names the licence of the code; the embedded brain MRI (mtlmad/data) is BSD-3-Clause.
+licenses = {'apache2': ('Apache-2.0', 'Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+statuses = {s[0]: s for s in ('1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta',
+                              '5 - Production/Stable', '6 - Mature', '7 - Inactive')}
 py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 
-lic = licenses[cfg['license'].lower()]
+lib_path = cfg['lib_path']
+spdx, lic_name, lic_classifier = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 console_scripts = cfg.get('console_scripts', '').split()
-lib_path = cfg['lib_path']
+data_licence = f'{lib_path}/data/LICENSE-colin27.txt'
+
+# setuptools >= 77 writes SPDX licence metadata (PEP 639); older ones take the name and a classifier.
+if int(setuptools.__version__.split('.')[0]) >= 77:
+    license_kw = dict(license_expression=f'{spdx} AND BSD-3-Clause', license_files=['LICENSE', data_licence])
+    license_classifiers = []
+else:
+    license_kw = dict(license=lic_name)
+    license_classifiers = ['License :: ' + lic_classifier]
+
+readme = HERE / 'README.md'  # built from nbs/index.ipynb; an sdist or checkout may lack it
+long_description = readme.read_text(encoding='utf-8') if readme.exists() else cfg['description']
 
 setuptools.setup(
     name=cfg['lib_name'],
     version=cfg['version'],
     description=cfg['description'],
-    long_description=open('README.md', encoding='utf-8').read(),
-    long_description_content_type='text/markdown',
+    long_description=long_description,
+    long_description_content_type='text/markdown' if readme.exists() else 'text/plain',
     author=cfg['author'],
     author_email=cfg['author_email'],
-    license=lic[0],
     url=cfg['git_url'],
+    project_urls={'Documentation': cfg['doc_host'] + cfg['doc_baseurl'], 'Source': cfg['git_url']},
     keywords=cfg['keywords'],
     classifiers=[
-        'Development Status :: ' + statuses[int(cfg['status'])],
+        'Development Status :: ' + statuses[cfg['status']],
         'Intended Audience :: ' + cfg['audience'],
-        'License :: ' + lic[1],
         'Natural Language :: ' + cfg['language'],
         'Topic :: Scientific/Engineering :: Medical Science Apps.',
         'Topic :: Scientific/Engineering :: Image Recognition',
-    ] + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
-    packages=setuptools.find_packages(include=[lib_path, lib_path + '.*']),
+    ] + license_classifiers
+      + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
+    **license_kw,
+    # mtlmad/data holds no Python: it is listed so setuptools ships it as a data folder of the package.
+    packages=setuptools.find_packages(include=[lib_path, lib_path + '.*']) + [lib_path + '.data'],
+    package_data={lib_path + '.data': ['*.npz', '*.md', '*.txt']},
     include_package_data=True,
-    package_data={lib_path: ['data/*.npz', 'data/*.md', 'data/*.txt']},
     python_requires='>=' + min_python,
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
