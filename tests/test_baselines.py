@@ -1,0 +1,111 @@
+"Tests of mtlmad.baselines: shapes, seeding, error messages and a sanity check on a planted anomaly (tiny tensors)."
+import numpy as np
+import pytest
+import torch
+
+from mtlmad.baselines import BASELINES, fit_baseline, evaluate_baseline, top_mean, ssim_map
+
+NAMES = sorted(BASELINES)
+S = 32
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    "Tiny tensors gain nothing from threads, and spinning threads stall on a busy machine."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _normals(n=8, seed=0):
+    "Constant-ish images: a flat grey disc on black plus a little noise."
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(S), torch.arange(S), indexing='ij')
+    disc = (((yy - S / 2) ** 2 + (xx - S / 2) ** 2) < (S / 2.5) ** 2).float() * 0.4
+    return (disc + 0.02 * torch.rand(n, 1, S, S, generator=g)).clamp(0, 1)
+
+
+def _fit(name, x, epochs=2, **kw):
+    return fit_baseline(name, x, epochs=epochs, batch_size=4, device='cpu', progress=False, **kw)
+
+
+def test_registry():
+    assert NAMES == ['autoencoder', 'deepsvdd']
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_fit_and_score_shapes(name):
+    x = _normals()
+    b = _fit(name, x)
+    assert len(b.history) == 2 and all(np.isfinite(b.history))
+    assert 20_000 < b.n_params < 400_000
+    scores, maps = b.score(x[:3], batch_size=2)
+    assert scores.shape == (3,) and maps.shape == (3, S, S)
+    assert scores.dtype.kind == 'f' and maps.dtype.kind == 'f'
+    assert (maps >= 0).all() and np.isfinite(maps).all()
+    np.testing.assert_allclose(scores, top_mean(maps), rtol=1e-6)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_seeded_fit_is_reproducible(name):
+    x = _normals()
+    a, b = _fit(name, x, seed=3), _fit(name, x, seed=3)
+    assert a.history == b.history
+    np.testing.assert_array_equal(a.score(x)[1], b.score(x)[1])
+    c = _fit(name, x, seed=4)
+    assert not np.array_equal(a.score(x)[1], c.score(x)[1])
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_bright_square_scores_higher(name):
+    x = _normals(12)
+    b = _fit(name, x, epochs=6, lr=3e-3)
+    test = _normals(4, seed=1)
+    bad = test.clone(); bad[:, :, 8:16, 8:16] = 1.0
+    s_norm, _ = b.score(test)
+    s_bad, m_bad = b.score(bad)
+    assert s_bad.min() > s_norm.max()
+    inside, outside = m_bad[:, 8:16, 8:16].mean(), m_bad[:, 20:, 20:].mean()
+    assert inside > outside  # the map points at the square
+
+
+def test_unknown_name_and_cutpaste():
+    x = _normals(2)
+    with pytest.raises(ValueError, match='known baselines'): fit_baseline('vae', x, progress=False)
+    with pytest.raises(ValueError, match='cutpaste'): fit_baseline('cutpaste', x, progress=False)
+
+
+@pytest.mark.parametrize('bad, exc, msg', [
+    (torch.rand(4, S, S), ValueError, r'\(N,C,S,S\)'),
+    (torch.rand(4, 1, S, S + 2), ValueError, 'square'),
+    (torch.rand(4, 1, S, S) * 255, ValueError, r'\[0,1\]'),
+    (torch.full((4, 1, S, S), float('nan')), ValueError, 'NaN'),
+    (torch.rand(0, 1, S, S), ValueError, 'no images'),
+    (np.zeros((4, 1, S, S), np.float32), TypeError, 'torch.Tensor'),
+])
+def test_bad_training_images(bad, exc, msg):
+    with pytest.raises(exc, match=msg): fit_baseline('autoencoder', bad, progress=False, device='cpu')
+
+
+def test_image_size_must_suit_the_network():
+    with pytest.raises(ValueError, match='divisible'): _fit('autoencoder', torch.rand(2, 1, 36, 36), epochs=0)
+    with pytest.raises(ValueError, match='divisible'): _fit('deepsvdd', torch.rand(2, 1, 30, 30), epochs=0)
+
+
+def test_score_checks_shape_and_evaluate():
+    x = _normals(6)
+    b = _fit('autoencoder', x, epochs=1)
+    with pytest.raises(ValueError, match='works on'): b.score(torch.rand(2, 1, 2 * S, 2 * S))
+    with pytest.raises(ValueError, match='works on'): b.score(torch.rand(2, 3, S, S))
+    masks = np.zeros((6, S, S)); masks[3:, 4:10, 4:10] = 1
+    r = evaluate_baseline(b, x, masks, [0, 0, 0, 1, 1, 1])
+    assert {'image_auroc', 'pixel_auroc', 'aupro'} <= set(r) and all(0 <= v <= 1 for v in r.values())
+    with pytest.raises(ValueError, match='do not match'): evaluate_baseline(b, x, masks[:, :8], [0, 0, 0, 1, 1, 1])
+
+
+def test_ssim_and_top_mean():
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(ssim_map(x, x), torch.ones_like(x), atol=1e-5, rtol=0)
+    m = np.zeros((2, 10, 10), np.float32); m[1, :2, :2] = 4
+    np.testing.assert_allclose(top_mean(m, 0.04), [0, 4])
+    with pytest.raises(ValueError, match='frac'): top_mean(m, 1.5)
