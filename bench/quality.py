@@ -1,0 +1,208 @@
+"""Detection quality of mtlmad against its ablations and baselines, over several seeds.
+
+    python bench/quality.py [--data DIR] [--seeds 0,1,2] [--epochs 30] [--image-size 128] [--device auto]
+                            [--variants fused,single,dense,autoencoder,deepsvdd] [--baseline-epochs N]
+                            [--threads N] [--out FILE.json]
+
+Variants (all trained on the same normal training images, calibrated on the same held-out normals, scored on the
+same test split):
+  fused        the joint multi-task MoE model (MTLConfig defaults but --epochs/--image-size), tasks fused by z-score
+  single       one model per proxy task: the same model and schedule with MTLConfig(tasks=(t,)) (rows single:<task>)
+  single:<t>   just that task alone
+  dense        the joint model without MoE: n_experts=1, width raised so the parameter count matches the MoE model's
+  autoencoder  mtlmad.baselines: convolutional autoencoder (L1 + SSIM), |x - reconstruction|
+  deepsvdd     mtlmad.baselines: patch-level Deep SVDD
+The per-task parts of the fused model (its heads scored alone) come for free and are reported as joint:<task>.
+--data defaults to the demo data built from the embedded MRI at --image-size (data seed 0 for every training seed,
+so only the training seed changes between repeats). Image AUROC, pixel AUROC and AUPRO in percent,
+mean ± std over the seeds (population std, ddof=0). Writes FILE.json and FILE.md (default bench/results/quality.json)
+after every run, so an interrupted sweep keeps what it measured."""
+import argparse, json, os, shlex, sys, tempfile, time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtlmad.core import MTLConfig, ALL_TASKS, get_device, seed_everything
+from mtlmad.datasets import make_demo_data
+from mtlmad.evaluate import load_split, task_metrics
+from mtlmad.metrics import summarise, format_summary, as_percent
+from mtlmad.moe import MTLModel
+from mtlmad.score import Scorer
+from mtlmad.tasks import make_task
+from mtlmad.train import fit
+from mtlmad.baselines import fit_baseline, evaluate_baseline
+
+METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
+BASELINE_NAMES = ('autoencoder', 'deepsvdd')
+
+
+def expand_variants(spec: str) -> list[str]:
+    "The variant names of a comma list ('single' expands to one per task)."
+    out = []
+    for v in (s.strip() for s in spec.split(',') if s.strip()):
+        if v == 'single': out += [f'single:{t}' for t in ALL_TASKS]
+        elif v in ('fused', 'dense', *BASELINE_NAMES) or (v.startswith('single:') and v[7:] in ALL_TASKS): out.append(v)
+        else: raise ValueError(f'unknown variant {v!r}; known: fused, single, single:<task> ({", ".join(ALL_TASKS)}), dense, '
+                               f'{", ".join(BASELINE_NAMES)}')
+    return list(dict.fromkeys(out))
+
+
+def n_params(cfg: MTLConfig) -> int:
+    "Parameters of the joint model of `cfg`."
+    tasks = {n: make_task(n, cfg) for n in cfg.tasks}
+    return MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).n_params
+
+
+def matched_dense_config(cfg: MTLConfig) -> tuple[MTLConfig, int, int]:
+    "The config with n_experts=1 and the width whose parameter count is closest to `cfg`'s: (config, its params, target)."
+    target = n_params(cfg)
+    best = min(range(cfg.width, 4 * cfg.width + 1), key=lambda w: abs(n_params(cfg.replace(n_experts=1, top_k=0, width=w)) - target))
+    c = cfg.replace(n_experts=1, top_k=0, width=best)
+    return c, n_params(c), target
+
+
+def calibration_images(data, train, image_size, channels) -> tuple[torch.Tensor, torch.Tensor]:
+    "(training images, held-out normal images): the valid split's normals, else every 10th training normal (as train_run)."
+    try:
+        cal = load_split(data, 'valid', image_size, channels, normal_only=True)
+        if len(cal) >= 2: return train.images, cal.images
+    except (FileNotFoundError, ValueError): pass
+    held = torch.from_numpy(np.arange(len(train)) % 10 == 9)
+    return train.images[~held], train.images[held]
+
+
+def run_mtlmad(cfg: MTLConfig, train_x, cal_x, test, device) -> tuple[dict, dict]:
+    "Train, calibrate and score one mtlmad config: (fused metrics, {task: metrics of that head alone})."
+    res = fit(cfg, train_x, device=device, progress=False)
+    scorer = Scorer(res.model, res.tasks, device=device)
+    scorer.calibrate(cal_x)
+    m = task_metrics(test, scorer.score(test.images), scorer.sigma)
+    return m.pop('fused'), m
+
+
+def run_baseline(name: str, epochs, seed, train_x, test, device) -> tuple[dict, int]:
+    "Train and score one baseline: (metrics in percent, its parameter count)."
+    b = fit_baseline(name, train_x, epochs=epochs, seed=seed, device=device, progress=False)
+    return as_percent(evaluate_baseline(b, test.images, test.masks, test.labels)), b.n_params
+
+
+def table(results: dict, keys=METRICS) -> tuple[dict, str]:
+    "Per-variant summaries over seeds and a markdown table."
+    summ, rows = {}, []
+    present = [k for k in keys if any(k in m for v in results.values() for m in v['runs'].values())]
+    rows.append('| variant | params | seeds | ' + ' | '.join(present) + ' | train s/seed |')
+    rows.append('|---' * (len(present) + 4) + '|')
+    for name, v in results.items():
+        runs = [{k: m[k] for k in present if k in m} for m in v['runs'].values()]
+        if not runs: continue
+        s = summarise(runs); summ[name] = s
+        f = format_summary(s, percent=False)
+        t = f"{np.mean(v['train_s']):.0f}" if v.get('train_s') else '-'
+        rows.append(f"| {name} | {v.get('params', '')} | {len(runs)} | " + ' | '.join(f.get(k, '-') for k in present) + f' | {t} |')
+    return summ, '\n'.join(rows)
+
+
+def bars(summ: dict) -> list[str]:
+    "Does fused beat every other variant (mean over seeds) on image AUROC and AUPRO?"
+    if 'fused' not in summ: return []
+    out = []
+    for k in ('image_auroc', 'aupro'):
+        if k not in summ['fused']: continue
+        f = summ['fused'][k]['mean']
+        others = {n: s[k]['mean'] for n, s in summ.items() if n != 'fused' and not n.startswith('joint:') and k in s}
+        lost = {n: round(v, 2) for n, v in others.items() if v >= f}
+        out.append(f"- {k}: fused {f:.2f} vs best other {max(others.values(), default=float('nan')):.2f} "
+                   f"({max(others, key=others.get) if others else '-'}): " +
+                   ('fused beats every other variant' if not lost else f'fused does NOT beat {lost}'))
+    return out
+
+
+def write(out: Path, r: dict):
+    summ, md = table(r['variants'])
+    jsumm, jmd = table(r['joint_parts'])
+    r['summary'], r['joint_parts_summary'] = summ, jsumm
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=1) + '\n')
+    s = r['settings']
+    text = (f"# mtlmad detection quality\n\nCommand: `{r['command']}`  \n"
+            f"Data: {s['data']} ({s['n_train']} training normals, {s['n_calibration']} calibration normals, "
+            f"{s['n_test']} test images of which {s['n_test_anomalous']} anomalous). Image size {s['image_size']} px, "
+            f"{s['epochs']} epochs (baselines {s['baseline_epochs']}), seeds {s['seeds']}, device {s['device']} "
+            f"({s['machine']}), {s['threads']} torch thread(s). Metrics in percent, mean ± std over seeds.\n\n"
+            + (f"**Note:** {r['note']}\n\n" if r.get('note') else '') +
+            f"{md}\n\n" + '\n'.join(bars(summ)) +
+            f"\n\n## Each head of the fused model scored alone\n\n{jmd}\n\n"
+            f"dense = n_experts 1, width {s['dense_width']} ({s['dense_params']:,} params) to match the MoE model's "
+            f"{s['moe_params']:,}. Wall time {r.get('wall_s', 0):.0f} s.\n")
+    out.with_suffix('.md').write_text(text)
+    return text
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', type=Path, default=None, help='dataset folder (BMAD or MVTec layout); default: demo data')
+    ap.add_argument('--seeds', default='0,1,2')
+    ap.add_argument('--epochs', type=int, default=30)
+    ap.add_argument('--baseline-epochs', type=int, default=None, help='epochs of the baselines (default: --epochs)')
+    ap.add_argument('--image-size', type=int, default=128)
+    ap.add_argument('--device', default='auto')
+    ap.add_argument('--variants', default='fused,single,dense,autoencoder,deepsvdd')
+    ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
+    ap.add_argument('--out', type=Path, default=None)
+    ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
+    a = ap.parse_args()
+    if a.threads: torch.set_num_threads(a.threads)
+    variants, seeds = expand_variants(a.variants), [int(s) for s in a.seeds.split(',')]
+    dev = get_device(a.device)
+    out = a.out or Path(__file__).parent / 'results' / 'quality.json'
+    t0 = time.time()
+    say = lambda *m: print(f'[{time.time() - t0:7.1f}s]', *m, flush=True)
+    data = a.data
+    if data is None:
+        data = make_demo_data(Path(tempfile.mkdtemp(prefix='mtlmad-bench-')) / 'data', image_size=a.image_size, seed=0)
+        data_name = f'demo data from the embedded MRI (make_demo_data, image_size={a.image_size}, seed=0)'
+    else:
+        if not data.exists(): raise FileNotFoundError(f'{data}: no such dataset folder')
+        data_name = str(data)
+    base = MTLConfig(image_size=a.image_size, epochs=a.epochs)
+    train = load_split(data, 'train', a.image_size, None, normal_only=True)
+    channels = train.images.shape[1]
+    base = base.replace(channels=channels)
+    train_x, cal_x = calibration_images(data, train, a.image_size, channels)
+    test = load_split(data, 'test', a.image_size, channels)
+    dense_cfg, dense_params, moe_params = matched_dense_config(base)
+    bep = a.baseline_epochs or a.epochs
+    machine = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{os.cpu_count()} CPU(s), load {[round(x, 2) for x in os.getloadavg()]} at start'
+    r = dict(command='python bench/quality.py ' + shlex.join(sys.argv[1:]), note=a.note,
+             settings=dict(data=data_name, image_size=a.image_size, epochs=a.epochs, baseline_epochs=bep, seeds=seeds,
+                           device=str(dev), machine=machine, threads=torch.get_num_threads(), variants=variants,
+                           n_train=len(train_x), n_calibration=len(cal_x), n_test=len(test), n_test_anomalous=int(test.labels.sum()),
+                           moe_params=moe_params, dense_params=dense_params, dense_width=dense_cfg.width,
+                           config=base.to_dict()),
+             variants={v: dict(runs={}, train_s=[]) for v in variants}, joint_parts={})
+    say(f'{len(train_x)} train / {len(cal_x)} calibration / {len(test)} test images; variants {variants}; seeds {seeds}')
+    for seed in seeds:
+        for v in variants:
+            t1 = time.time(); rec = r['variants'][v]
+            if v in BASELINE_NAMES:
+                m, rec['params'] = run_baseline(v, bep, seed, train_x, test, dev)
+            else:
+                cfg = {'fused': base, 'dense': dense_cfg}.get(v) or base.replace(tasks=(v.split(':')[1],))
+                cfg = cfg.replace(seed=seed)
+                rec['params'] = n_params(cfg)
+                m, parts = run_mtlmad(cfg, train_x, cal_x, test, dev)
+                if v == 'fused':
+                    for t, pm in parts.items():
+                        jp = r['joint_parts'].setdefault(f'joint:{t}', dict(runs={}, train_s=[]))
+                        jp['runs'][str(seed)] = pm
+            rec['runs'][str(seed)] = m; rec['train_s'].append(time.time() - t1)
+            say(f'seed {seed} {v:22s} ' + '  '.join(f"{k} {m[k]:.1f}" for k in METRICS if k in m) + f'  ({time.time() - t1:.0f} s)')
+            r['wall_s'] = time.time() - t0
+            text = write(out, r)
+    print('\n' + text)
+    print(f'wrote {out} and {out.with_suffix(".md")} ({time.time() - t0:.0f} s)')
+
+
+if __name__ == '__main__':
+    main()
