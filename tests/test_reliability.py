@@ -224,10 +224,8 @@ def _outcome(fn, path):
     finally: signal.alarm(0)
 
 
-# known gaps outside mtlmad.train (reported to the data/evaluate owners); everything else must be clean
-KNOWN = {'float TIFF with NaN / read_image': 'read_image clips but keeps NaN pixels of float images',
-         'float TIFF with NaN / AnomalyDataset': 'same, through read_image',
-         'float TIFF with NaN / predict_files': "the scorer's NaN error does not name the file"}
+# every bad input must end cleanly: it works with finite output, or fails with an error naming the file
+KNOWN = {}
 
 @pytest.fixture(scope='module')
 def calibrated_run(tmp_path_factory):
