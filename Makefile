@@ -16,6 +16,8 @@ STAMP := $(BIN)/../.mtlmad-installed
 # nbdev_test flags: `slow` cells run too; `cuda` cells run only where a GPU is present.
 TEST_FLAGS ?= slow $(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else '')" 2>/dev/null)
 DEMO_DIR ?= demo_runs
+# Two notebooks run at once under nbdev_test: one torch thread each, or their thread pools fight over the cores.
+NBTEST := OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,14 +40,14 @@ sync: setup  ## notebooks clean, package exported, README rebuilt; fails if any 
 	$(PY) tools/check_sync.py
 
 nbtest: setup  ## run every notebook (nbdev_test)
-	$(BIN)/nbdev_test --n_workers 2 --flags "$(TEST_FLAGS)" --timing
+	$(NBTEST) --flags "$(TEST_FLAGS)" --timing
 
 pytest: setup  ## the pytest suite
 	$(PY) -m pytest tests -q
 
 test: setup  ## every check: sync, notebooks, pytest
 	$(PY) tools/check_sync.py
-	$(BIN)/nbdev_test --n_workers 2 --flags "$(TEST_FLAGS)" --timing
+	$(NBTEST) --flags "$(TEST_FLAGS)" --timing
 	$(PY) -m pytest tests -q
 
 wheel: setup  ## build the sdist and wheel, then try the wheel in a brand-new venv outside the repository
