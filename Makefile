@@ -1,7 +1,7 @@
 # mtlmad: the two commands a newcomer runs are `make demo` and `make test`.
 # Both create .venv when no virtual environment is active, then install mtlmad into it.
 SHELL := /bin/bash
-.ONESHELL:
+.SHELLFLAGS := -ec
 .DEFAULT_GOAL := help
 
 ifdef VIRTUAL_ENV
