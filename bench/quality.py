@@ -3,6 +3,7 @@
     python bench/quality.py [--data DIR] [--seeds 0,1,2] [--epochs 30] [--image-size 128] [--device auto]
                             [--variants fused,single,dense,autoencoder,deepsvdd] [--baseline-epochs N]
                             [--threads N] [--out FILE.json]
+    python bench/quality.py --merge A.json B.json [...] --out FILE.json
 
 Variants (all trained on the same normal training images, calibrated on the same held-out normals, scored on the
 same test split):
@@ -16,7 +17,9 @@ The per-task parts of the fused model (its heads scored alone) come for free and
 --data defaults to the demo data built from the embedded MRI at --image-size (data seed 0 for every training seed,
 so only the training seed changes between repeats). Image AUROC, pixel AUROC and AUPRO in percent,
 mean ± std over the seeds (population std, ddof=0). Writes FILE.json and FILE.md (default bench/results/quality.json)
-after every run, so an interrupted sweep keeps what it measured."""
+after every run, so an interrupted sweep keeps what it measured.
+--merge joins result files of runs that split the variants between processes (e.g. one per CPU core): they must
+agree on data, image size, epochs and seeds; the joined report lists every source command."""
 import argparse, json, os, shlex, sys, tempfile, time
 from pathlib import Path
 
@@ -107,6 +110,8 @@ def bars(summ: dict) -> list[str]:
     "Does fused beat every other variant (mean over seeds) on image AUROC and AUPRO?"
     if 'fused' not in summ: return []
     out = []
+    if not any(n != 'fused' and not n.startswith('joint:') for n in summ):
+        return ['- only the fused model was run: no comparison with other variants']
     for k in ('image_auroc', 'aupro'):
         if k not in summ['fused']: continue
         f = summ['fused'][k]['mean']
@@ -139,6 +144,37 @@ def write(out: Path, r: dict):
     return text
 
 
+MERGE_KEYS = ('data', 'image_size', 'epochs', 'baseline_epochs', 'seeds', 'n_train', 'n_calibration', 'n_test',
+              'n_test_anomalous', 'moe_params', 'dense_width')
+
+
+def merge(files: list[Path]) -> dict:
+    "One result from several quality.py result files that ran different variants on the same data and settings."
+    rs = []
+    for f in files:
+        try: rs.append(json.loads(Path(f).read_text()))
+        except (OSError, json.JSONDecodeError) as e: raise SystemExit(f'{f}: not a readable quality.py result ({e})')
+        if 'variants' not in rs[-1] or 'settings' not in rs[-1]: raise SystemExit(f'{f}: not a quality.py result (no variants/settings)')
+    first = rs[0]['settings']
+    for f, r in zip(files[1:], rs[1:]):
+        diff = {k: (first.get(k), r['settings'].get(k)) for k in MERGE_KEYS if first.get(k) != r['settings'].get(k)}
+        if diff: raise SystemExit(f'{f}: cannot merge with {files[0]}, settings differ: {diff}')
+    out = json.loads(json.dumps(rs[0]))
+    out['command'] = ' ; '.join(r['command'] for r in rs) + ' ; python bench/quality.py --merge ' + ' '.join(map(str, files))
+    out['settings']['machine'] = ' | '.join(dict.fromkeys(r['settings']['machine'] for r in rs))
+    out['variants'], out['joint_parts'] = {}, {}
+    for f, r in zip(files, rs):
+        for part in ('variants', 'joint_parts'):
+            for name, v in r[part].items():
+                if name in out[part]: raise SystemExit(f'{f}: variant {name!r} is also in an earlier file; merge runs of different variants')
+                out[part][name] = v
+    order = expand_variants('fused,single,dense,' + ','.join(BASELINE_NAMES))
+    out['variants'] = dict(sorted(out['variants'].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    out['settings']['variants'] = list(out['variants'])
+    out['wall_s'] = max(r.get('wall_s', 0) for r in rs)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=None, help='dataset folder (BMAD or MVTec layout); default: demo data')
@@ -151,7 +187,13 @@ def main():
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
+    ap.add_argument('--merge', type=Path, nargs='+', default=None, help='join these result files (runs of different variants) into --out')
     a = ap.parse_args()
+    if a.merge:
+        if a.out is None: ap.error('--merge needs --out')
+        print(write(a.out, merge(a.merge)))
+        print(f'wrote {a.out} and {a.out.with_suffix(".md")}')
+        return
     if a.threads: torch.set_num_threads(a.threads)
     variants, seeds = expand_variants(a.variants), [int(s) for s in a.seeds.split(',')]
     dev = get_device(a.device)
