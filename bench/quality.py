@@ -137,7 +137,7 @@ def write(out: Path, r: dict):
             f"({s['machine']}), {s['threads']} torch thread(s). Metrics in percent, mean ± std over seeds.\n\n"
             + (f"**Note:** {r['note']}\n\n" if r.get('note') else '') +
             f"{md}\n\n" + '\n'.join(bars(summ)) +
-            f"\n\n## Each head of the fused model scored alone\n\n{jmd}\n\n"
+            (f"\n\n## Each head of the fused model scored alone\n\n{jmd}" if jsumm else '') + "\n\n"
             f"dense = n_experts 1, width {s['dense_width']} ({s['dense_params']:,} params) to match the MoE model's "
             f"{s['moe_params']:,}. Wall time {r.get('wall_s', 0):.0f} s.\n")
     out.with_suffix('.md').write_text(text)
