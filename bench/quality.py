@@ -205,7 +205,7 @@ def main():
         data = make_demo_data(Path(tempfile.mkdtemp(prefix='mtlmad-bench-')) / 'data', image_size=a.image_size, seed=0)
         data_name = f'demo data from the embedded MRI (make_demo_data, image_size={a.image_size}, seed=0)'
     else:
-        if not data.exists(): raise FileNotFoundError(f'{data}: no such dataset folder')
+        if not data.is_dir(): ap.error(f'--data {data}: no such dataset folder')
         data_name = str(data)
     base = MTLConfig(image_size=a.image_size, epochs=a.epochs)
     train = load_split(data, 'train', a.image_size, None, normal_only=True)
