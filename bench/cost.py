@@ -12,7 +12,7 @@ the per-repeat ratios. Peak memory is `torch.cuda.max_memory_allocated` on a GPU
 peak resident set size over one scoring call (the peak is reset first through /proc/self/clear_refs, then read
 from VmHWM; `ru_maxrss` where that is missing), measured in a fresh subprocess per configuration.
 Writes FILE.json and FILE.md (default bench/results/cost_<device>.json; bench/results/ is scratch)."""
-import argparse, contextlib, json, os, platform, resource, shlex, statistics, subprocess, sys, time
+import argparse, contextlib, json, math, os, platform, resource, shlex, statistics, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -91,17 +91,17 @@ def part_of(name: str) -> str:
 
 
 @torch.no_grad()
-def count_macs(models: dict, tasks: dict, x: torch.Tensor) -> dict:
-    "Multiply-accumulates per image of one scoring call, by model part; `models` maps a name to (model, its tasks)."
+def count_macs(runs: list, x: torch.Tensor) -> dict:
+    "Multiply-accumulates per image of scoring `x` with each (model, its tasks) in `runs`, summed by model part."
     total = {}
-    for mname, (m, tk) in models.items():
-        hooks = []
-        def hook(mod, inp, out, part):
-            k = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1] if isinstance(mod, torch.nn.Conv2d) else mod.in_features
+    def counter(part):
+        def add(mod, inp, out):
+            k = mod.in_channels // mod.groups * math.prod(mod.kernel_size) if isinstance(mod, torch.nn.Conv2d) else mod.in_features
             total[part] = total.get(part, 0) + out.numel() * k / len(x)
-        for name, mod in m.named_modules():
-            if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)):
-                hooks.append(mod.register_forward_hook(lambda mod, i, o, part=part_of(name): hook(mod, i, o, part)))
+        return add
+    for m, tk in runs:
+        hooks = [mod.register_forward_hook(counter(part_of(name))) for name, mod in m.named_modules()
+                 if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
         try: task_errors(m, tk, x)
         finally:
             for h in hooks: h.remove()
@@ -118,8 +118,8 @@ def inputs_per_call(tasks: dict, x: torch.Tensor) -> tuple[int, int]:
 
 def mac_breakdown(joint, tasks, singles, x) -> dict:
     "MACs per image of the joint model and of the single-task models together, by part, and the trunk-sharing floor."
-    j = count_macs({'joint': (joint, tasks)}, tasks, x)
-    s = count_macs({n: (m, {n: tasks[n]}) for n, m in singles.items()}, tasks, x)
+    j = count_macs([(joint, tasks)], x)
+    s = count_macs([(m, {n: tasks[n]}) for n, m in singles.items()], x)
     distinct, total = inputs_per_call(tasks, x)
     return dict(joint=j, singles=s, joint_total=sum(j.values()), singles_total=sum(s.values()),
                 ratio=sum(j.values()) / sum(s.values()), distinct_inputs=distinct, single_inputs=total)

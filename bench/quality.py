@@ -126,7 +126,7 @@ def bars(summ: dict) -> list[str]:
 def write(out: Path, r: dict):
     summ, md = table(r['variants'])
     jsumm, jmd = table(r['joint_parts'])
-    r['summary'], r['joint_parts_summary'] = summ, jsumm
+    r['summary'], r['joint_parts_summary'], r['verdict'] = summ, jsumm, bars(summ)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=1) + '\n')
     s = r['settings']
@@ -136,7 +136,7 @@ def write(out: Path, r: dict):
             f"{s['epochs']} epochs (baselines {s['baseline_epochs']}), seeds {s['seeds']}, device {s['device']} "
             f"({s['machine']}), {s['threads']} torch thread(s). Metrics in percent, mean ± std over seeds.\n\n"
             + (f"**Note:** {r['note']}\n\n" if r.get('note') else '') +
-            f"{md}\n\n" + '\n'.join(bars(summ)) +
+            f"{md}\n\n" + '\n'.join(r['verdict']) +
             (f"\n\n## Each head of the fused model scored alone\n\n{jmd}" if jsumm else '') + "\n\n"
             f"dense = n_experts 1, width {s['dense_width']} ({s['dense_params']:,} params) to match the MoE model's "
             f"{s['moe_params']:,}. Wall time {r.get('wall_s', 0):.0f} s.\n")

@@ -31,6 +31,8 @@ def test_merge_joins_variants_in_canonical_order(tmp_path):
     text = quality.write(tmp_path / 'm.json', m)
     assert '| dense | 1 | 2 | 73.00 ± 1.00' in text
     assert "fused does NOT beat {'dense': 73.0}" in text   # image AUROC: dense 73 > fused 71
+    saved = json.loads((tmp_path / 'm.json').read_text())['verdict']   # what nbs/benchmarks.ipynb shows
+    assert saved[0].startswith('- image_auroc: fused 71.00') and all(v in text for v in saved)
 
 
 def test_merge_refuses_different_settings_and_repeated_variants(tmp_path):
