@@ -13,6 +13,7 @@ same test split):
   dense        the joint model without MoE: n_experts=1, width raised so the parameter count matches the MoE model's
   autoencoder  mtlmad.baselines: convolutional autoencoder (L1 + SSIM), |x - reconstruction|
   deepsvdd     mtlmad.baselines: patch-level Deep SVDD
+  nearest      mtlmad.baselines: no learning, |x - mean of its 3 nearest normal training images|, smoothed, max (the floor)
 The per-task parts of the fused model (its heads scored alone) come for free and are reported as joint:<task>.
 --data defaults to the demo data built from the embedded MRI at --image-size (data seed 0 for every training seed,
 so only the training seed changes between repeats). Image AUROC, pixel AUROC and AUPRO in percent,
@@ -28,7 +29,7 @@ import torch
 
 from mtlmad.core import MTLConfig, ALL_TASKS, get_device, seed_everything
 from mtlmad.datasets import make_demo_data
-from mtlmad.evaluate import load_split, task_metrics
+from mtlmad.evaluate import load_split, task_metrics, reference_subset
 from mtlmad.metrics import summarise, format_summary, as_percent
 from mtlmad.moe import MTLModel
 from mtlmad.score import Scorer
@@ -37,7 +38,7 @@ from mtlmad.train import fit
 from mtlmad.baselines import fit_baseline, evaluate_baseline
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
-BASELINE_NAMES = ('autoencoder', 'deepsvdd')
+BASELINE_NAMES = ('autoencoder', 'deepsvdd', 'nearest')
 
 
 def expand_variants(spec: str) -> list[str]:
@@ -79,7 +80,7 @@ def run_mtlmad(cfg: MTLConfig, train_x, cal_x, test, device) -> tuple[dict, dict
     "Train, calibrate and score one mtlmad config: (fused metrics, {task: metrics of that head alone})."
     res = fit(cfg, train_x, device=device, progress=False)
     scorer = Scorer(res.model, res.tasks, device=device)
-    scorer.calibrate(cal_x)
+    scorer.calibrate(cal_x, reference_subset(train_x))
     m = task_metrics(test, scorer.score(test.images), scorer.sigma)
     return m.pop('fused'), m
 

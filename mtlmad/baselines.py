@@ -17,7 +17,7 @@ from .metrics import image_metrics, pixel_metrics
 
 # %% auto #0
 __all__ = ['BASELINES', 'conv_block', 'ConvAutoencoder', 'ssim_map', 'PatchSVDDNet', 'top_mean', 'Baseline', 'train_baseline',
-           'AutoencoderBaseline', 'DeepSVDDBaseline', 'fit_baseline', 'evaluate_baseline']
+           'AutoencoderBaseline', 'DeepSVDDBaseline', 'NearestNormalBaseline', 'fit_baseline', 'evaluate_baseline']
 
 # %% ../nbs/11_baselines.ipynb #f21db555
 def conv_block(cin: int, # input channels
@@ -229,6 +229,33 @@ class DeepSVDDBaseline(Baseline):
     def loss(self, x): return self._dist(x).mean()
     def raw_maps(self, x):
         return F.interpolate(self._dist(x)[:, None], size=x.shape[-2:], mode='bilinear', align_corners=False)[:, 0]
+
+# %% ../nbs/11_baselines.ipynb #68bbde8a
+class NearestNormalBaseline:
+    "No learning: |image - mean of its k nearest normal training images|, smoothed; the score is the map's maximum."
+    name = 'nearest'
+    def __init__(self, k: int = 3, # nearest normal images averaged
+                 sigma: float = 2.0, # smoothing of the residual, in pixels
+                ):
+        self.k, self.sigma, self.normals, self.n_params = k, sigma, None, 0
+
+    def fit(self, images: torch.Tensor, *args, **kw) -> 'NearestNormalBaseline':
+        "Keep the normal training images (N,C,S,S); nothing is trained."
+        images = _check_images(images, 'training images')
+        if len(images) < self.k: raise ValueError(f'nearest: needs at least k={self.k} normal training images, got {len(images)}')
+        self.normals = images.float().cpu()
+        return self
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        "Image scores (N,) and smoothed residual maps (N,S,S)."
+        if self.normals is None: raise RuntimeError('nearest: call fit(normal training images) first')
+        images = _check_images(images, 'images').float().cpu()
+        if images.shape[1:] != self.normals.shape[1:]: raise ValueError(f'images are {tuple(images.shape[1:])} each; the normals are {tuple(self.normals.shape[1:])}')
+        d = torch.cdist(images.flatten(1), self.normals.flatten(1))
+        ref = self.normals[d.topk(self.k, largest=False).indices].mean(1)
+        maps = gaussian_blur((images - ref).abs().mean(1).numpy(), self.sigma)
+        return maps.reshape(len(maps), -1).max(1), maps
 
 # %% ../nbs/11_baselines.ipynb #04fae143
 BASELINES = {b.name: b for b in (AutoencoderBaseline, DeepSVDDBaseline)}

@@ -15,7 +15,8 @@ __all__ = ['make_parser', 'torch_dist', 'main']
 # %% ../nbs/10_cli.ipynb #a8384c75
 def _add_train_options(p):
     p.add_argument('--config', type=Path, help='MTLConfig JSON file; the options below override it')
-    p.add_argument('--epochs', type=int, help='passes over the training images')
+    p.add_argument('--steps', type=int, help='optimiser steps (the default schedule is set in steps)')
+    p.add_argument('--epochs', type=int, help='passes over the training images (instead of --steps)')
     p.add_argument('--image-size', type=int, help='images are resized to SIZE x SIZE')
     p.add_argument('--batch-size', type=int)
     p.add_argument('--width', type=int, help='channels of the shared stem')
@@ -29,7 +30,8 @@ def _config_from_args(a, base=None):
     "The config from --config (else `base`, else the defaults) with the command-line options applied."
     from mtlmad.core import MTLConfig
     cfg = MTLConfig.from_json(a.config) if a.config else (base or MTLConfig())
-    kw = {k: getattr(a, k) for k in ('epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed') if getattr(a, k, None) is not None}
+    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed') if getattr(a, k, None) is not None}
+    if 'steps' in kw and 'epochs' not in kw: kw['epochs'] = 0   # --steps: a schedule in steps, not passes
     if getattr(a, 'tasks', None): kw['tasks'] = tuple(t.strip() for t in a.tasks.split(',') if t.strip())
     return cfg.replace(**kw) if kw else cfg
 
@@ -51,6 +53,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--image-size', type=int, default=128)
     s.add_argument('--seed', type=int, default=0)
     s.add_argument('--overwrite', action='store_true', help='replace the folder if it exists')
+    s.add_argument('--keep-skull', action='store_true', help='keep the whole head (default: brain only, skull-stripped)')
 
     s = sub.add_parser('train', help='train the multi-task model on the normal images of a dataset folder')
     s.add_argument('--data', type=Path, help='BMAD or MVTec-style folder (default: the embedded demo data)')
@@ -63,7 +66,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--run', type=Path, required=True, help='run folder (or model.pt) from `mtlmad train`')
     s.add_argument('--data', type=Path, help='dataset folder (default: the data the run was trained on)')
     s.add_argument('--out', type=Path, required=True, help='report folder to write')
-    s.add_argument('--fusion', choices=['mean', 'rank'], default='mean')
+    s.add_argument('--fusion', choices=['max', 'mean', 'rank'], default='max',
+                   help="image score: max of the fused map (default), mean of the tasks' z-scores, or mean rank")
     s.add_argument('--device', default='auto')
 
     s = sub.add_parser('predict', help='anomaly scores and maps for image files')
@@ -75,6 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('demo', help='make the demo data, train a short schedule, evaluate and report')
     s.add_argument('--out', type=Path, default=Path('demo_runs'), help='folder for data, run and report')
     s.add_argument('--quick', action='store_true', help='a much shorter schedule (a smoke run, not a result)')
+    s.add_argument('--keep-skull', action='store_true', help='demo data with the whole head (default: brain only)')
     _add_train_options(s)
     return p
 
@@ -82,7 +87,7 @@ def make_parser() -> argparse.ArgumentParser:
 def _run(a) -> int:
     if a.command == 'make-data':
         from mtlmad.datasets import make_demo_data
-        out = make_demo_data(a.dir, image_size=a.image_size, seed=a.seed, overwrite=a.overwrite)
+        out = make_demo_data(a.dir, image_size=a.image_size, seed=a.seed, overwrite=a.overwrite, keep_skull=a.keep_skull)
         print(f'demo dataset written to {out}')
         return 0
     cfg = _demo_config(a) if a.command == 'demo' else None  # bad options fail before any work
@@ -93,10 +98,10 @@ def _run(a) -> int:
     elif a.command == 'predict':
         ev.predict_files(a.run, a.images, a.out, device=a.device)
     elif a.command == 'demo':
-        ev.run_demo(a.out, cfg, quick=a.quick, device=a.device)
+        ev.run_demo(a.out, cfg, quick=a.quick, device=a.device, keep_skull=a.keep_skull)
     return 0
 
-_CONFIG_OPTIONS = ('config', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'tasks', 'seed')
+_CONFIG_OPTIONS = ('config', 'steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'tasks', 'seed')
 
 def _train_setup(a):
     "The run folder, data folder and config of `mtlmad train` (new or resumed)."

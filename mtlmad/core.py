@@ -98,7 +98,7 @@ class Config:
         return type(self).from_dict({**self.to_dict(), **kw})
 
 # %% ../nbs/00_core.ipynb #40972864
-ALL_TASKS = ('inpaint', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
+ALL_TASKS = ('inpaint', 'denoise', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
 
 @dataclass
 class MTLConfig(Config):
@@ -108,11 +108,13 @@ class MTLConfig(Config):
     width: int = 32              # channels of the shared stem; experts and heads scale from it
     n_experts: int = 4           # experts per MoE block
     n_moe_blocks: int = 2        # MoE blocks after the stem
-    top_k: int = 0               # 0 routes densely (softmax over all experts); k>0 keeps the k largest gates
+    top_k: int = 2               # 0 routes densely (softmax over all experts); k>0 keeps the k largest gates
     balance_weight: float = 0.01 # weight of the load-balancing term (used with top_k > 0)
     tasks: tuple = ALL_TASKS     # proxy tasks that are on
     loss_weights: dict = field(default_factory=dict) # task -> weight (1.0 when absent)
-    epochs: int = 30             # passes over the training images
+    task_options: dict = field(default_factory=dict) # task -> options of its constructor, e.g. {'jigsaw': {'grid': 4}}
+    steps: int = 1500            # optimiser steps of the run (the default schedule, whatever the data size)
+    epochs: int = 0              # when > 0: passes over the training images instead of `steps`
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -126,9 +128,14 @@ class MTLConfig(Config):
         if unknown: raise ValueError(f'unknown task(s) {unknown}; known tasks: {list(ALL_TASKS)}')
         if not self.tasks: raise ValueError('at least one task must be on')
         self.tasks = tuple(self.tasks)
-        for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0)):
+        for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
         if not 0 <= self.top_k <= self.n_experts: raise ValueError(f'top_k must be in [0, n_experts={self.n_experts}], got {self.top_k}')
+
+    def total_steps(self, n_images: int # training images
+                   ) -> int:
+        "Optimiser steps of a run on `n_images`: `epochs` passes when epochs > 0, else `steps`."
+        return self.epochs * -(-n_images // self.batch_size) if self.epochs else self.steps
 
     def weight(self, task: str) -> float:
         "The loss weight of `task`."

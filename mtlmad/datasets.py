@@ -443,6 +443,12 @@ def _square(a: np.ndarray, size: int, resample) -> np.ndarray:
     sq[(s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w] = a
     return _resize(sq, size, resample)
 
+def _demo_slice(mri, i: int, size: int, keep_skull: bool) -> tuple[np.ndarray, np.ndarray]:
+    "Slice `i` of the MRI at `size` (brain only unless `keep_skull`) and its brain mask."
+    brain = _square(mri.masks[i].astype(np.float32), size, Image.BILINEAR) > 0.5
+    img = np.clip(_square(mri.slices[i], size, Image.BILINEAR), 0, 1)
+    return (img if keep_skull else img * brain).astype(np.float32), brain
+
 def _save_png(path: Path, a: np.ndarray):
     "Write a float [0, 1] or bool array as an 8-bit grey PNG."
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -469,6 +475,7 @@ def make_demo_data(out_dir: str | Path, # folder to write the dataset into (crea
                    slab_size: int = 5, # slices per held-out slab
                    overwrite: bool = False, # rebuild into a non-empty folder
                    paste_fn: Callable | None = None, # the lesion maker; default `mtlmad.lesions.paste_lesion`
+                   keep_skull: bool = False, # keep the whole head; default: brain only (skull-stripped, as BMAD Brain)
                   ) -> Path:
     "Write the BrainMRI-demo dataset (BMAD layout) from the embedded MRI, split by slab, with pasted evaluation lesions."
     if paste_fn is None: from mtlmad.lesions import paste_lesion as paste_fn
@@ -482,10 +489,10 @@ def make_demo_data(out_dir: str | Path, # folder to write the dataset into (crea
         order = np.random.default_rng([seed, 1 if split == 'valid' else 2]).permutation(len(areas))
         for j, i in enumerate(np.repeat(idx, n_ung)):
             k = j % n_ung
-            img = np.clip(_square(mri.slices[i], image_size, Image.BILINEAR), 0, 1)
-            brain = _square(mri.masks[i].astype(np.float32), image_size, Image.BILINEAR) > 0.5
+            img, brain = _demo_slice(mri, i, image_size, keep_skull)
             frac = float(areas[order[j]])
             les, m = paste_fn(img, brain, np.random.default_rng([seed, int(mri.z[i]), k]), area_frac=frac)
+            if not keep_skull: les, m = les * brain, m & brain   # skull-stripped: nothing outside the brain
             name = f'ch2_{mri.z[i]:03d}_{k}.png'
             if not np.any(m): raise RuntimeError(f'{split}/Ungood/img/{name}: the lesion maker returned an empty mask')
             _save_png(out / split / 'Ungood' / 'img' / name, les); _save_png(out / split / 'Ungood' / 'label' / name, m)
@@ -493,10 +500,10 @@ def make_demo_data(out_dir: str | Path, # folder to write the dataset into (crea
             ungood_meta.append(dict(file=f'{split}/Ungood/img/{name}', z=int(mri.z[i]), area_frac=round(frac, 5), mask_pixels=int(m.sum())))
     for i, split in enumerate(assign):
         if split == 'gap': continue
-        img = np.clip(_square(mri.slices[i], image_size, Image.BILINEAR), 0, 1)
+        img, _ = _demo_slice(mri, i, image_size, keep_skull)
         sub = out / split / 'good' / ('' if split == 'train' else 'img')
         _save_png(sub / f'ch2_{mri.z[i]:03d}.png', img); counts[f'{split}/good'] += 1
-    manifest = dict(dataset='BrainMRI-demo', source=mri.source, image_size=image_size, seed=seed,
+    manifest = dict(dataset='BrainMRI-demo', source=mri.source, image_size=image_size, seed=seed, skull=keep_skull,
                     counts=dict(sorted(counts.items())), slab_size=slab_size, n_slabs=n_slabs,
                     z={s: [int(z) for z in mri.z[assign == s]] for s in ('train', 'valid', 'test', 'gap')},
                     ungood=ungood_meta)

@@ -20,8 +20,8 @@ from .metrics import image_metrics, pixel_metrics, as_percent
 from .viz import plot_roc, case_grid
 
 # %% auto #0
-__all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'EvalSet', 'load_split', 'train_run', 'open_scorer', 'task_metrics', 'write_report',
-           'evaluate_run', 'predict_files', 'run_demo']
+__all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'EvalSet', 'load_split', 'reference_subset', 'train_run', 'open_scorer', 'task_metrics',
+           'write_report', 'evaluate_run', 'predict_files', 'run_demo']
 
 # %% ../nbs/08b_evaluate.ipynb #6a8ea78f
 @dataclass
@@ -72,6 +72,13 @@ def _channels_for(data, cfg: MTLConfig) -> MTLConfig:
     info = dataset_info(name)
     return cfg.replace(channels=info.channels) if info and info.channels != cfg.channels else cfg
 
+def reference_subset(images: torch.Tensor, # normal training images (N,C,S,S)
+                     n: int = 256, # at most this many, evenly spread over the set
+                    ) -> torch.Tensor:
+    "The training normals that calibrate each location: all of them, or `n` evenly spaced ones."
+    if len(images) <= n: return images
+    return images[torch.linspace(0, len(images) - 1, n).round().long()]
+
 def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds the demo data into `out/data`
               out='runs/mtlmad', # run folder
               cfg: MTLConfig | None = None, # options of the model and schedule (default `MTLConfig()`)
@@ -88,7 +95,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     train_images, cal_images, cal_from = _calibration_split(data, cfg, train)
     res = fit(cfg, train_images, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
     scorer = Scorer(res.model, res.tasks)
-    scorer.calibrate(cal_images)
+    scorer.calibrate(cal_images, reference_subset(train_images))
     save_checkpoint(out / 'model.pt', res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     info = {'data': str(Path(data).resolve()), 'n_train': len(train_images), 'n_calibration': len(cal_images),
             'calibration': cal_from, 'device': str(scorer.device)}
@@ -97,12 +104,13 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
 
 # %% ../nbs/08b_evaluate.ipynb #e6c587cd
 def open_scorer(run, # run folder or its model.pt
-                device='auto', fusion: str = 'mean', sigma: float = 2.0) -> Scorer:
+                device='auto', fusion: str = 'max', sigma: float = 2.0) -> Scorer:
     "A calibrated `Scorer` from a saved run."
     from mtlmad.train import load_run
     r = load_run(run, device=device)
     if not r.norm: raise ValueError(f'{r.path}: the run was never calibrated on normal images (train it with `train_run`)')
-    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), fusion=fusion, sigma=sigma, device=device)
+    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), fusion=fusion, sigma=sigma, device=device,
+               reference=r.norm.get('_reference'), k=int(r.norm.get('_reference', {}).get('k', 5)))
     s.cfg, s.run_dir = r.cfg, Path(r.path).parent
     return s
 
@@ -151,7 +159,7 @@ def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad eval
 def evaluate_run(run, # run folder from `train_run`
                  out='reports/mtlmad', # report folder
                  data=None, # dataset folder; default: the one the run was trained on
-                 fusion: str = 'mean', device='auto', split: str = 'test', progress: bool = True) -> dict:
+                 fusion: str = 'max', device='auto', split: str = 'test', progress: bool = True) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
     scorer = open_scorer(run, device, fusion)
     data = data or _run_data(run)
@@ -200,17 +208,20 @@ def predict_files(run, # run folder from `train_run`
     return preds
 
 # %% ../nbs/08b_evaluate.ipynb #a8c43909
-DEMO_CONFIG = dict(image_size=128, epochs=30)
-QUICK_CONFIG = dict(image_size=64, epochs=2, width=16, n_experts=2)
+DEMO_CONFIG = dict(image_size=128)   # the MTLConfig defaults: they are what `mtlmad train` runs too
+QUICK_CONFIG = dict(image_size=64, steps=20, width=16, n_experts=2)
 
 def run_demo(out='demo_runs', # folder for data/, run/ and report/
              cfg: MTLConfig | None = None, # default: `MTLConfig(**DEMO_CONFIG)` (or QUICK_CONFIG with quick)
-             quick: bool = False, device='auto', progress: bool = True) -> dict:
+             quick: bool = False, device='auto', progress: bool = True,
+             keep_skull: bool = False, # demo data with the whole head (default: brain only)
+            ) -> dict:
     "Demo data -> training -> evaluation -> report; returns the fused and per-task metrics."
     out = Path(out); t0 = time.time()
     cfg = cfg if cfg is not None else MTLConfig(**(QUICK_CONFIG if quick else DEMO_CONFIG))
-    print(f'mtlmad demo: data, training ({cfg.epochs} epochs at {cfg.image_size}px on {get_device(device)}), evaluation -> {out}')
-    data = make_demo_data(out / 'data', image_size=cfg.image_size, seed=cfg.seed, overwrite=True)
+    sched = f'{cfg.epochs} epochs' if cfg.epochs else f'{cfg.steps} steps'
+    print(f'mtlmad demo: data, training ({sched} at {cfg.image_size}px on {get_device(device)}), evaluation -> {out}')
+    data = make_demo_data(out / 'data', image_size=cfg.image_size, seed=cfg.seed, overwrite=True, keep_skull=keep_skull)
     run = train_run(data, out / 'run', cfg, device=device, progress=progress)
     metrics = evaluate_run(run, out / 'report', data=data, device=device, progress=progress)
     f = metrics['fused']

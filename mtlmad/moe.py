@@ -96,22 +96,25 @@ class MoEBlock(nn.Module):
 
 # %% ../nbs/04_moe.ipynb #b5982078
 class TaskHead(nn.Module):
-    "Light dense decoder: 1/4 -> 1/2 (with the stem skip) -> full resolution (with the input) -> out_channels."
-    def __init__(self, ch: int, # channels at 1/4 resolution (2*width)
-                 skip: int, # channels of the 1/2-resolution stem skip (width)
+    "Light decoder: 1/8 -> 1/4 (stem skip) -> 1/2 (stem skip and the image), then a bilinear upsample to full size."
+    def __init__(self, ch: int, # channels at 1/8 resolution (2*width)
+                 skips: tuple, # channels of the 1/4 and 1/2 resolution stem skips (width, width // 2)
                  c_img: int, # image channels
                  out_channels: int, # channels of the task's output
                 ):
         super().__init__()
-        mid, fine = skip, max(skip // 4, 4)
-        self.up1 = nn.Sequential(nn.Conv2d(ch + skip, mid, 1, bias=False), conv_norm_act(mid, mid // 2))
-        self.up2 = nn.Sequential(nn.Conv2d(mid // 2 + c_img, fine, 1, bias=False), conv_norm_act(fine, fine))
+        mid, fine = max(skips[1], 8), max(skips[1] // 2, 4)
+        self.up1 = nn.Sequential(nn.Conv2d(ch + skips[0], mid, 1, bias=False), conv_norm_act(mid, mid))
+        self.up2 = nn.Sequential(nn.Conv2d(mid + skips[1] + c_img, fine, 1, bias=False), conv_norm_act(fine, fine))
         self.out = nn.Conv2d(fine, out_channels, 1)
 
-    def forward(self, h, skip, img):
+    def forward(self, h, skips, img):
         up = lambda t, like: F.interpolate(t, size=like.shape[-2:], mode='bilinear', align_corners=False)
-        h = self.up1(torch.cat([up(h, skip), skip], 1))
-        return self.out(self.up2(torch.cat([up(h, img), img.to(h.dtype)], 1)))
+        s2, s1 = skips
+        h = self.up1(torch.cat([up(h, s2), s2], 1))
+        small = F.adaptive_avg_pool2d(img.to(h.dtype), s1.shape[-2:])
+        h = self.out(self.up2(torch.cat([up(h, s1), s1, small], 1)))
+        return F.interpolate(h, size=img.shape[-2:], mode='bilinear', align_corners=False)
 
 # %% ../nbs/04_moe.ipynb #d87aaefe
 class MTLModel(nn.Module):
@@ -123,10 +126,11 @@ class MTLModel(nn.Module):
         if not out_channels: raise ValueError('MTLModel needs at least one task in out_channels')
         self.cfg, self.out_channels, w = cfg, dict(out_channels), cfg.width
         self.tasks = list(self.out_channels)
-        self.stem1, self.stem2 = conv_norm_act(cfg.channels, w, 2), conv_norm_act(w, 2 * w, 2)
+        self.stem1, self.stem2 = conv_norm_act(cfg.channels, w // 2, 2), conv_norm_act(w // 2, w, 2)
+        self.stem3 = conv_norm_act(w, 2 * w, 2)
         self.blocks = nn.ModuleList(MoEBlock(2 * w, self.tasks, cfg.n_experts, cfg.top_k)
                                     for b in range(cfg.n_moe_blocks))
-        self.heads = nn.ModuleDict({t: TaskHead(2 * w, w, cfg.channels, c) for t, c in self.out_channels.items()})
+        self.heads = nn.ModuleDict({t: TaskHead(2 * w, (w, w // 2), cfg.channels, c) for t, c in self.out_channels.items()})
         self.aux_loss, self.last_gates = torch.zeros(()), {}
         self.reset_routing_stats()
 
@@ -143,9 +147,9 @@ class MTLModel(nn.Module):
 # %% ../nbs/04_moe.ipynb #748726f0
 def _check_input(self, task, x):
     if task not in self.heads: raise KeyError(f'unknown task {task!r}; this model has tasks {self.tasks}')
-    if x.ndim != 4 or x.shape[1] != self.cfg.channels or x.shape[-1] % 4 or x.shape[-2] % 4:
+    if x.ndim != 4 or x.shape[1] != self.cfg.channels or x.shape[-1] % 8 or x.shape[-2] % 8:
         raise ValueError(f'task {task!r}: expected input (B, {self.cfg.channels}, H, W) with H and W divisible '
-                         f'by 4, got {tuple(x.shape)}')
+                         f'by 8, got {tuple(x.shape)}')
 
 def _forward_tasks(self, inputs: dict[str, torch.Tensor] # task -> input (B, C, S, S)
                   ) -> dict[str, torch.Tensor]:
@@ -155,8 +159,8 @@ def _forward_tasks(self, inputs: dict[str, torch.Tensor] # task -> input (B, C, 
     feats, skips, gates, aux = {}, {}, {t: [] for t in inputs}, []
     for ts in groups.values():
         x = inputs[ts[0]]
-        s1 = self.stem1(x); h = self.stem2(s1)
-        for t in ts: skips[t] = s1
+        s1 = self.stem1(x); s2 = self.stem2(s1); h = self.stem3(s2)
+        for t in ts: skips[t] = (s2, s1)
         if not self.blocks: feats.update({t: h for t in ts}); continue
         gs = []
         for t in ts:
@@ -200,7 +204,7 @@ def _describe(self) -> str:
     experts = sum(_n(b.experts) for b in self.blocks); gates = sum(_n(b.gates) for b in self.blocks)
     lines = [f'MTLModel: {len(self.tasks)} task(s), {c.n_moe_blocks} MoE block(s) x {c.n_experts} expert(s), '
              f'{routing} routing, width {c.width}, {c.channels} channel(s) in',
-             f'  stem     {_n(self.stem1) + _n(self.stem2):>9,}', f'  experts  {experts:>9,}', f'  gates    {gates:>9,}']
+             f'  stem     {_n(self.stem1) + _n(self.stem2) + _n(self.stem3):>9,}', f'  experts  {experts:>9,}', f'  gates    {gates:>9,}']
     lines += [f'  head {t:<14} {_n(h):>9,}  -> {self.out_channels[t]} channel(s)' for t, h in self.heads.items()]
     return '\n'.join(lines + [f'  total    {self.n_params:>9,}'])
 

@@ -13,10 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from .core import get_device
-from .tasks.base import gaussian_blur as _blur
+from .tasks.base import gaussian_blur as _blur, foreground
+from scipy import ndimage
 
 # %% auto #0
-__all__ = ['task_errors', 'TaskNorm', 'gaussian_blur', 'fuse_scores', 'fuse_maps', 'Prediction', 'ScoreResult', 'Scorer']
+__all__ = ['task_errors', 'TaskNorm', 'gaussian_blur', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside',
+           'region_max', 'image_thumbs', 'make_reference', 'local_z', 'Prediction', 'ScoreResult', 'Scorer']
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
@@ -77,15 +79,21 @@ def gaussian_blur(maps: np.ndarray, # (N,H,W) or (H,W)
 
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
-                fusion: str = 'mean', # 'mean' of z-scores or 'rank'
+                fusion: str = 'max', # 'max' of the fused map, 'mean' of z-scores, or 'rank'
                 tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
+                task_maps: dict | None = None, # task -> (N,H,W) maps: needed by 'max'
+                sigma: float = 2.0, # smoothing of the fused map ('max')
                ) -> np.ndarray:
-    "Fuse per-task image scores into one score per image."
+    "Fuse per-task image scores (or, for 'max', per-task maps) into one score per image."
     tasks = list(tasks if tasks is not None else task_scores)
     if not tasks: raise ValueError('fuse_scores needs at least one task')
+    if fusion == 'max':
+        if task_maps is None: raise ValueError("fusion 'max' scores the fused map: pass task_maps")
+        m = fuse_maps(task_maps, norms, tasks, sigma)
+        return m.reshape(len(m), -1).max(1) if m.ndim == 3 else np.float64(m.max())
     if fusion == 'mean': parts = [norms[t].z_score(task_scores[t]) for t in tasks]
     elif fusion == 'rank': parts = [norms[t].rank(task_scores[t]) for t in tasks]
-    else: raise ValueError(f"fusion must be 'mean' or 'rank', got {fusion!r}")
+    else: raise ValueError(f"fusion must be 'max', 'mean' or 'rank', got {fusion!r}")
     return np.mean(parts, axis=0)
 
 def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
@@ -97,6 +105,65 @@ def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
     tasks = list(tasks if tasks is not None else task_maps)
     if not tasks: raise ValueError('fuse_maps needs at least one task')
     return gaussian_blur(np.mean([norms[t].z_map(task_maps[t]) for t in tasks], axis=0), sigma)
+
+# %% ../nbs/06_score.ipynb #b7c1e0a2
+def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]
+                     erode: int = 1, # pixels taken off the edge of the tissue (its border is never reliable)
+                    ) -> np.ndarray:
+    "Where each image holds tissue: (N,S,S) bool, holes filled, edge eroded by `erode` pixels."
+    fg = foreground(images.float().cpu())[:, 0].numpy() > 0.5
+    out = np.stack([ndimage.binary_fill_holes(m) for m in fg])
+    if erode > 0: out = np.stack([ndimage.binary_erosion(m, iterations=erode) for m in out])
+    empty = ~out.reshape(len(out), -1).any(1)
+    out[empty] = True   # an image with no tissue is scored everywhere
+    return out
+
+def mask_outside(maps: np.ndarray, # (N,H,W)
+                 fg: np.ndarray, # (N,H,W) bool
+                ) -> np.ndarray:
+    "Maps with every pixel outside the foreground set to the image's lowest foreground value."
+    lo = np.where(fg, maps, np.inf).reshape(len(maps), -1).min(1)
+    return np.where(fg, maps, lo[:, None, None]).astype(np.float32)
+
+def region_max(maps: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    "The largest value of each map inside its foreground: (N,)."
+    return np.where(fg, maps, -np.inf).reshape(len(maps), -1).max(1)
+
+# %% ../nbs/06_score.ipynb #c3d9f1b4
+def image_thumbs(images: torch.Tensor, size: int = 16) -> np.ndarray:
+    "Small grey thumbnails (N, size*size): what 'similar images' means for the per-location calibration."
+    x = F.adaptive_avg_pool2d(images.float().mean(1, keepdim=True).cpu(), size)
+    return x.flatten(1).numpy()
+
+def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference images
+                   thumbs: np.ndarray, # (N, D) their thumbnails
+                   fg: np.ndarray, # (N,S,S) their foregrounds
+                   scale: int = 2, # the reference maps are kept at 1/scale resolution (they are smooth)
+                  ) -> dict:
+    "The per-location reference: thumbnails, downsampled error maps, and a floor for each task's spread."
+    small = {t: F.avg_pool2d(torch.as_tensor(m)[:, None], scale)[:, 0].half() for t, m in maps.items()}
+    floor = {t: float(0.25 * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
+    return {'thumbs': torch.as_tensor(thumbs), 'maps': small, 'floor': floor}
+
+def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
+            thumbs: np.ndarray, # (N, D) their thumbnails
+            reference: dict, # from `make_reference`
+            k: int = 5, # how many similar reference images calibrate each image
+            sigma: float = 1.0, # smoothing of the reference mean and spread (at reference resolution)
+           ) -> dict:
+    "Each error map as a z-map against its k most similar reference images, pixel by pixel."
+    ref = reference['thumbs'].numpy()
+    d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
+    nn_idx = np.argsort(d, 1)[:, :min(k, len(ref))]
+    out = {}
+    for t, m in maps.items():
+        r = reference['maps'][t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
+        mu = _blur(r.mean(1, keepdim=True), sigma); sd = _blur(r.std(1, unbiased=False, keepdim=True), sigma)
+        sd = (sd ** 2 + reference['floor'][t] ** 2).sqrt()
+        size = m.shape[-2:]
+        up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
+        out[t] = ((m - up(mu)) / up(sd)).astype(np.float32)
+    return out
 
 # %% ../nbs/06_score.ipynb #16963440
 @dataclass
@@ -132,9 +199,9 @@ class ScoreResult:
                           {t: v[i] for t, v in self.task_maps.items()}, self.device,
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
-    def refuse(self, norms: dict, tasks=None, fusion='mean', sigma=2.0) -> 'ScoreResult':
+    def refuse(self, norms: dict, tasks=None, fusion='max', sigma=2.0) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
-        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks), self.task_scores,
+        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma), self.task_scores,
                            fuse_maps(self.task_maps, norms, tasks, sigma), self.task_maps, self.device, self.gates, self.paths)
 
 # %% ../nbs/06_score.ipynb #83565ed7
@@ -142,19 +209,24 @@ def _batches(images, batch_size):
     for i in range(0, len(images), batch_size): yield images[i:i + batch_size]
 
 class Scorer:
-    "Turns a trained multi-task model into an anomaly detector: normalise on normals, fuse, map."
+    "Turns a trained multi-task model into an anomaly detector: calibrate on normals (per location), fuse, map."
     def __init__(self, model, # the joint model
                  tasks: dict, # task name -> ProxyTask
                  norms: dict | None = None, # task -> TaskNorm (from `calibrate` or a checkpoint)
-                 fusion: str = 'mean', # 'mean' of z-scores or 'rank'
-                 sigma: float = 2.0, # smoothing of the fused map (pixels at model resolution)
-                 device='auto'):
+                 fusion: str = 'max', # 'max' of the fused map, 'mean' of the tasks' z-scores, or 'rank'
+                 sigma: float = 2.0, # smoothing of the maps (pixels at model resolution)
+                 device='auto',
+                 reference: dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
+                 k: int = 5, # reference images that calibrate each test image (its k most similar)
+                 foreground_only: bool = True, # score tissue only: maps outside the foreground are set to their minimum
+                ):
         self.model, self.tasks, self.norms, self.fusion, self.sigma = model, tasks, norms or {}, fusion, sigma
+        self.reference, self.k, self.foreground_only = reference, k, foreground_only
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
 
-    def raw(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
-        "Raw per-task maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]."
+    def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
+        "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]."
         if images.ndim != 4: raise ValueError(f'images must be (N,C,S,S), got shape {tuple(images.shape)}')
         if not torch.isfinite(images).all(): raise ValueError('images hold NaN or Inf values')
         maps, scores, gates = {t: [] for t in self.tasks}, {t: [] for t in self.tasks}, {}
@@ -170,11 +242,28 @@ class Scorer:
         cat = lambda d: {t: np.concatenate(v) for t, v in d.items()}
         return cat(maps), cat(scores), cat(gates)
 
-    def calibrate(self, normal_images: torch.Tensor, batch_size: int = 16) -> dict:
-        "Fit each task's normalisation on held-out normal images; returns (and keeps) the norms."
+    def raw(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
+        "Per-task maps (N,S,S) and scores (N,), calibrated per location when the scorer has a reference, and gates."
+        maps, scores, gates = self.errors(images, batch_size, progress)
+        if self.reference is None and not self.foreground_only: return maps, scores, gates
+        fg = foreground_masks(images) if self.foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
+        if self.reference is not None: maps = local_z(maps, image_thumbs(images), self.reference, self.k)
+        maps = {t: mask_outside(m, fg) for t, m in maps.items()}
+        return maps, {t: region_max(gaussian_blur(m, self.sigma), fg) for t, m in maps.items()}, gates
+
+    def calibrate(self, normal_images: torch.Tensor, # held-out normal images: the scale of each task's errors
+                  reference_images: torch.Tensor | None = None, # normal images whose errors calibrate each location
+                  batch_size: int = 16) -> dict:
+        "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
         if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
+        self.reference = None
+        if reference_images is not None:
+            if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
+            maps, _, _ = self.errors(reference_images, batch_size)
+            self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images))
         maps, scores, _ = self.raw(normal_images, batch_size)
-        self.norms = {t: TaskNorm.from_errors(scores[t], maps[t]) for t in self.tasks}
+        fg = foreground_masks(normal_images) if self.foreground_only else np.ones(maps[self.tasks and next(iter(self.tasks))].shape, bool)
+        self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
         return self.norms
 
     def score(self, images: torch.Tensor, batch_size: int = 16, paths=None, progress: bool = False,
@@ -183,14 +272,16 @@ class Scorer:
         if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
         maps, scores, gates = self.raw(images, batch_size, progress)
         tasks = tasks or list(self.tasks)
-        return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks), scores,
+        return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma), scores,
                            fuse_maps(maps, self.norms, tasks, self.sigma), maps, str(self.device), gates, paths)
 
     def norms_dict(self) -> dict:
-        "The normalisation as plain values, for a checkpoint."
-        return {t: vars(n).copy() for t, n in self.norms.items()}
+        "The calibration as plain values and tensors, for a checkpoint."
+        d = {t: vars(n).copy() for t, n in self.norms.items()}
+        if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
+        return d
 
     @staticmethod
     def norms_from_dict(d: dict) -> dict:
-        "Inverse of `norms_dict`."
-        return {t: TaskNorm(**v) for t, v in (d or {}).items()}
+        "The task norms of a `norms_dict`."
+        return {t: TaskNorm(**v) for t, v in (d or {}).items() if not t.startswith('_')}

@@ -395,7 +395,7 @@ def _setup(cfg, src, tasks, dev, ckpt):
         for t in tasks.values(): t.fit(fit_images)
     model = MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * math.ceil(len(src) / cfg.batch_size)
+    total = cfg.total_steps(len(src))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup_steps))
     amp, scale = _amp(cfg, dev)
     return dict(model=model, tasks=tasks, cfg=cfg, opt=opt, sched=sched, dev=dev, amp=amp, total=total,
@@ -454,10 +454,10 @@ def fit(cfg: MTLConfig, # model, tasks and schedule
     bar = tqdm(total=total, initial=st['step'], disable=not progress or rank != 0, desc='fit')
     model.train()
     with _stop_on_sigterm(st):
-        while st['epoch'] < cfg.epochs:
+        while st['step'] < total:
             if st['perm'] is None: st['perm'], pos = torch.randperm(len(src), generator=st['gen']), 0
             batches = st['perm'].split(cfg.batch_size)
-            while pos < len(batches):
+            while pos < len(batches) and st['step'] < total:
                 rec, stop = _train_step(st, src.batch(batches[pos]).to(dev), st['step'])
                 history['train'].append({'epoch': st['epoch'], **rec}); st['step'] += 1; pos += 1; bar.update()
                 if st['step'] % log_every == 0 or st['step'] == total:

@@ -292,7 +292,8 @@ def _silent(self):
 
 def _refuse(self):
     "Fused scores of every image from the tasks that are on (no model run)."
-    self.scores = fuse_scores(self.task_scores, self.scorer.norms, self.scorer.fusion, self.selected_tasks)
+    self.scores = fuse_scores(self.task_scores, self.scorer.norms, self.scorer.fusion, self.selected_tasks,
+                              self.task_maps, self.scorer.sigma)
 
 def _reorder(self, keep: int | None = None):
     "Rebuild the slider's order from filter and sort, staying on image `keep` (default: the current one) if shown."

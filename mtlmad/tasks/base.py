@@ -16,7 +16,7 @@ from ..core import ALL_TASKS, MTLConfig
 
 # %% auto #0
 __all__ = ['TASKS', 'TaskBatch', 'check_images', 'rand', 'randn', 'tiles_to_pixels', 'gaussian_kernel1d', 'gaussian_blur',
-           'ProxyTask', 'TaskRegistry', 'make_task', 'example_images']
+           'foreground', 'ProxyTask', 'TaskRegistry', 'make_task', 'example_images']
 
 # %% ../../nbs/03_tasks.ipynb #ce1d82e9
 @dataclass
@@ -82,6 +82,18 @@ def gaussian_blur(x: torch.Tensor, # (B, C, H, W)
     mode = 'reflect' if min(x.shape[-2:]) > r else 'replicate'
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode=mode), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode=mode), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+def foreground(images: torch.Tensor, # (B, C, S, S) in [0, 1]
+               level: float = 0.02, # grey value above which a pixel is tissue
+               close: int = 5, # side of the closing that fills small dark holes inside the tissue
+              ) -> torch.Tensor:
+    "Where the tissue is: (B, 1, S, S) float mask of grey > `level`, closed to fill small holes."
+    m = (images.float().mean(1, keepdim=True) > level).float()
+    if close > 1:
+        p = close // 2
+        m = F.max_pool2d(m, close, 1, p)               # dilate ...
+        m = -F.max_pool2d(-m, close, 1, p)             # ... then erode: a closing
+    return m
 
 # %% ../../nbs/03_tasks.ipynb #18a8641d
 class ProxyTask:
@@ -155,7 +167,10 @@ def make_task(name: str, # one of `ALL_TASKS`
              ) -> ProxyTask:
     "Build the proxy task called `name` for `cfg`."
     if name not in TASKS: raise ValueError(f'unknown task {name!r}; known tasks: {sorted(TASKS)}')
-    return TASKS[name].from_config(cfg if cfg is not None else MTLConfig(), **kwargs)
+    cfg = cfg if cfg is not None else MTLConfig()
+    opts = {**cfg.task_options.get(name, {}), **kwargs}
+    try: return TASKS[name].from_config(cfg, **opts)
+    except TypeError as e: raise ValueError(f'task {name!r}: bad task option in {sorted(opts)}: {e}') from e
 
 # %% ../../nbs/03_tasks.ipynb #3fd7d848
 def example_images(n: int = 4, # how many slices

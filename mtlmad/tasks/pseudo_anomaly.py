@@ -40,7 +40,7 @@ def blob_masks(images: torch.Tensor, # (B, C, S, S): blobs are centred on foregr
     return (field >= thr).float().view(b, 1, s, s)
 
 # %% ../../nbs/03e_tasks.pseudo_anomaly.ipynb #3d44ec55
-CORRUPTIONS = ('cutpaste', 'intensity', 'blur', 'noise', 'texture')
+CORRUPTIONS = ('foreign', 'cutpaste', 'intensity', 'blur', 'noise', 'texture')
 
 def corrupt(images: torch.Tensor, # (B, C, S, S)
             generator: torch.Generator,
@@ -50,14 +50,15 @@ def corrupt(images: torch.Tensor, # (B, C, S, S)
     b, c, s, dev = *images.shape[:3], images.device
     u = lambda *shape: rand(shape, generator, dev)
     shift = (u(2) * s).long().tolist()
-    cut = images.roll(1, 0).roll((shift[0], shift[1]), (-2, -1))
+    other = images.roll(1, 0)                             # another normal image of the batch
+    cut = other.roll((shift[0], shift[1]), (-2, -1))
     sign = torch.where(u(b, 1, 1, 1) < 0.5, -1.0, 1.0)
     inten = images * (0.6 + 0.8 * u(b, 1, 1, 1)) + sign * (0.1 + 0.25 * u(b, 1, 1, 1))
     blur = gaussian_blur(images, 1.5 + 2.5 * u(1).item())
     noise = images + (0.05 + 0.15 * u(b, 1, 1, 1)) * randn((b, c, s, s), generator, dev)
     lo, span = u(b, 1, 1, 1), u(b, 1, 1, 1)
     tex = lo + (span - lo) * smooth_noise(b, s, generator, dev, octaves=(8, 16, 32)).expand(b, c, s, s)
-    cands = torch.stack([cut, inten, blur, noise, tex.to(images.dtype)])
+    cands = torch.stack([other, cut, inten, blur, noise, tex.to(images.dtype)])
     return cands[kinds.to(dev), torch.arange(b, device=dev)].clamp(0, 1)
 
 # %% ../../nbs/03e_tasks.pseudo_anomaly.ipynb #ce5f3d65
@@ -69,13 +70,15 @@ class PseudoAnomalyTask(ProxyTask):
                  channels: int = 1, # image channels
                  clean_frac: float = 0.3, # fraction of the images left clean (empty target)
                  area: tuple = (0.005, 0.10), # blob area as a fraction of the image
-                 kinds: tuple = CORRUPTIONS, # the corruptions drawn from
+                 kinds: tuple = ('foreign',), # the corruptions drawn from (`CORRUPTIONS`)
                  dice_weight: float = 1.0, # weight of the soft Dice term of the loss
+                 mix: tuple = (0.05, 0.95), # range of the blending factor of the corruption
+                 soft: bool = True, # target = blending factor x visible change (else the hard blob mask)
                 ):
         bad = [k for k in kinds if k not in CORRUPTIONS]
         if bad or not kinds: raise ValueError(f'pseudo_anomaly: unknown corruption(s) {bad}; known: {list(CORRUPTIONS)}')
         self.channels, self.clean_frac, self.area, self.dice_weight = channels, clean_frac, tuple(area), dice_weight
-        self.kinds = tuple(kinds)
+        self.kinds, self.mix, self.soft = tuple(kinds), tuple(mix), soft
 
     def make_batch(self, images, generator):
         check_images(images, self.name)
@@ -85,8 +88,13 @@ class PseudoAnomalyTask(ProxyTask):
         allowed = torch.tensor([CORRUPTIONS.index(k) for k in self.kinds])
         kinds = allowed[(rand((b,), generator) * len(allowed)).long().clamp_max(len(allowed) - 1)]
         bad = corrupt(images, generator, kinds)
-        alpha = gaussian_blur(mask, 1.0) * (0.6 + 0.4 * rand((b, 1, 1, 1), generator, dev))
-        return TaskBatch((images * (1 - alpha) + bad * alpha).to(images.dtype), mask)
+        lo, hi = self.mix
+        alpha = gaussian_blur(mask, 1.0) * (lo + (hi - lo) * rand((b, 1, 1, 1), generator, dev))
+        out = images * (1 - alpha) + bad * alpha
+        if not self.soft: return TaskBatch(out.to(images.dtype), mask)
+        # soft target: how much the pixel was blended, where the blend changed it visibly (not background on background)
+        change = ((bad - images).abs().mean(1, keepdim=True) > 0.02).float()
+        return TaskBatch(out.to(images.dtype), (alpha * change).clamp(0, 1))
 
     def loss(self, pred, batch):
         pred, t = pred.float(), batch.target.float()
