@@ -75,6 +75,10 @@ def test_dicom_two_series_and_missing_slices(tmp_path):
     write_dicom_series(tmp_path / 'gappy', vol, (1., 1., 2.5), skip=(7,))
     with pytest.raises(ValueError, match=r'gappy: slices are not evenly spaced: 5\.00 mm between slice_006\.dcm and slice_008\.dcm where the others are 2\.50 mm apart \(missing slices'):
         read_volume(tmp_path / 'gappy')
+    write_dicom_series(tmp_path / 'mixed_grid', vol, (1., 1., 2.), series_uid='1.2.3.4', skip=tuple(range(10, 20)))
+    write_dicom_series(tmp_path / 'mixed_grid', vol, (0.5, 0.5, 2.), series_uid='1.2.3.4', skip=tuple(range(10)), prefix='z')
+    with pytest.raises(ValueError, match=r'mixed_grid.*pixel spacing \[0\.5, 0\.5\] differs from the other slices'):
+        read_volume(tmp_path / 'mixed_grid')
     (tmp_path / 'empty').mkdir(); (tmp_path / 'empty' / 'notes.txt').write_text('no images')
     with pytest.raises(ValueError, match=r'empty: no DICOM file here'):
         read_volume(tmp_path / 'empty')
