@@ -22,6 +22,7 @@ spdx, lic_name, lic_classifier = licenses[cfg['license'].lower()]
 min_python = cfg['min_python']
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+volumes_requirements = shlex.split(cfg.get('volumes_requirements', ''))  # NIfTI and DICOM volumes: pip install "mtlmad[volumes]"
 console_scripts = cfg.get('console_scripts', '').split()
 data_licence = f'{lib_path}/data/LICENSE-colin27.txt'
 
@@ -62,7 +63,7 @@ setuptools.setup(
     include_package_data=True,
     python_requires='>=' + min_python,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'volumes': volumes_requirements},
     zip_safe=False,
     entry_points={
         'console_scripts': console_scripts,

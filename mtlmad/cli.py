@@ -56,7 +56,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--keep-skull', action='store_true', help='keep the whole head (default: brain only, skull-stripped)')
 
     s = sub.add_parser('train', help='train the multi-task model on the normal images of a dataset folder')
-    s.add_argument('--data', type=Path, help='BMAD or MVTec-style folder (default: the embedded demo data)')
+    s.add_argument('--data', type=Path, help='BMAD or MVTec-style folder, or a folder of normal volumes (.nii, .nii.gz, DICOM series folders) (default: the embedded demo data)')
+    s.add_argument('--axis', choices=['axial', 'coronal', 'sagittal'], default='axial', help='slicing axis when --data holds volumes (default: axial)')
     s.add_argument('--out', type=Path, help='run folder to write (checkpoint, config, curves)')
     s.add_argument('--resume', type=Path, metavar='RUN', help='continue the stopped run in RUN from its last checkpoint (config from the checkpoint)')
     s.add_argument('--checkpoint-every', type=int, default=0, metavar='N', help='also write a resumable checkpoint every N steps (default: every epoch)')
@@ -70,11 +71,14 @@ def make_parser() -> argparse.ArgumentParser:
                    help="image score: max of the fused map (default), mean of the tasks' z-scores, or mean rank")
     s.add_argument('--device', default='auto')
 
-    s = sub.add_parser('predict', help='anomaly scores and maps for image files')
+    s = sub.add_parser('predict', help='anomaly scores and maps for image files and volumes')
     s.add_argument('--run', type=Path, required=True)
-    s.add_argument('images', type=Path, nargs='+', help='image files (png, jpeg, ...)')
+    s.add_argument('images', type=Path, nargs='+', help='image files (png, jpeg, ...), NIfTI volumes (.nii, .nii.gz) or DICOM series folders')
     s.add_argument('--out', type=Path, default=Path('predictions'), help='folder for maps and scores.json')
     s.add_argument('--device', default='auto')
+    s.add_argument('--axis', choices=['axial', 'coronal', 'sagittal'], default='axial', help='volumes: slicing axis (default: axial)')
+    s.add_argument('--task-maps', action='store_true', help="volumes: also write each task's 3-D map")
+    s.add_argument('--sigma-z', type=float, default=1.0, help='volumes: smoothing of the map across slices, in slices (default: 1)')
 
     s = sub.add_parser('demo', help='make the demo data, train a short schedule, evaluate and report')
     s.add_argument('--out', type=Path, default=Path('demo_runs'), help='folder for data, run and report')
@@ -96,7 +100,7 @@ def _run(a) -> int:
     elif a.command == 'evaluate':
         ev.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device)
     elif a.command == 'predict':
-        ev.predict_files(a.run, a.images, a.out, device=a.device)
+        _predict(a)
     elif a.command == 'demo':
         ev.run_demo(a.out, cfg, quick=a.quick, device=a.device, keep_skull=a.keep_skull)
     return 0
@@ -127,6 +131,8 @@ def _train(a) -> int:
     ddp = init_distributed(a.device)
     try:
         rank = dist_info()[0]
+        if data is not None and _is_volume_folder(data):  # normal volumes: sliced once (by rank 0) into the run folder
+            data = _volume_dataset(data, out / 'data', cfg, a.axis) if rank == 0 else out / 'data'
         if data is None:   # the demo data, built once (by rank 0) into the run folder
             data = out / 'data'
             if rank == 0 and not (a.resume and (data / 'dataset.json').is_file()):
@@ -154,9 +160,37 @@ def main(argv=None) -> int:
         parser.print_help()
         return 0
     try: return _run(a)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, TypeError) as e:
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, TypeError, ImportError) as e:
         print(f'mtlmad {a.command}: error: {e}', file=sys.stderr)
         return 2
+
+# %% ../nbs/10_cli.ipynb #7ba0bd52
+def _is_volume_folder(data) -> bool:
+    from mtlmad.volumes import is_volume_folder
+    return is_volume_folder(data)
+
+def _volume_dataset(src, out, cfg, axis):
+    "The slices of a folder of normal volumes as a dataset folder in the run."
+    from mtlmad.volumes import volumes_to_dataset
+    print(f'{src}: a folder of volumes; slicing them ({axis}) into {out}')
+    return volumes_to_dataset(src, out, axis=axis, image_size=cfg.image_size, overwrite=True)
+
+def _predict(a):
+    "Image files through `predict_files`; volumes (NIfTI files, DICOM folders) each through `predict_volume`."
+    from mtlmad import evaluate as ev
+    from mtlmad.volumes import is_volume, read_volume, predict_volume, volume_stem
+    vols = [p for p in a.images if is_volume(p)]
+    imgs = [p for p in a.images if p not in vols]
+    bad = [p for p in imgs if p.is_dir()]
+    if bad: raise ValueError(f'{bad[0]}: a folder without DICOM files; predict takes image files, NIfTI files and DICOM series folders')
+    if imgs: ev.predict_files(a.run, imgs, a.out, device=a.device)
+    scorer = None
+    for p in vols:
+        vol = read_volume(p)  # a bad volume fails before the run is opened or anything written
+        scorer = scorer or ev.open_scorer(a.run, a.device)
+        vs = predict_volume(scorer, vol, a.out, axis=a.axis, task_maps=a.task_maps, sigma_z=a.sigma_z)
+        print(f'{p}: volume score {vs.score:.3f} ({len(vs.scored)} {vs.axis} slices, {vs.seconds:.1f} s on {vs.device}); '
+              f'map {a.out / (volume_stem(p) + "_anomaly.nii.gz")}' + (' (DICOM in, NIfTI out)' if vol.kind == 'dicom' else ''))
 
 # %% ../nbs/10_cli.ipynb #22aee9c0
 #| eval: false

@@ -24,33 +24,15 @@ __all__ = ['BRAIN_MRI_FILE', 'IMAGE_EXTS', 'DATASETS', 'SPLITS', 'MASK_DIRS', 'r
            'find_samples', 'AnomalyDataset', 'slab_split', 'make_demo_data']
 
 # %% ../nbs/01_data.ipynb #c0ead362
-_NIFTI_DTYPES = {2: 'u1', 4: 'i2', 8: 'i4', 16: 'f4', 64: 'f8', 256: 'i1', 512: 'u2', 768: 'u4', 1024: 'i8', 1280: 'u8'}
-
-def read_nifti(path: str | Path, # a .nii or .nii.gz file (single file NIfTI-1)
+def read_nifti(path: str | Path, # a .nii or .nii.gz file holding one 3-D volume
               ) -> tuple[np.ndarray, tuple]:
-    "Read a NIfTI-1 volume: `(data indexed [x, y, z], voxel size in mm)`; intensity scaling applied."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'{path}: no such NIfTI file')
-    raw = path.read_bytes()
-    if raw[:2] == b'\x1f\x8b':
-        try: raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e: raise ValueError(f'{path}: corrupt gzip stream ({e})') from e
-    if len(raw) < 348: raise ValueError(f'{path}: {len(raw)} bytes, too short for a NIfTI-1 header (348 bytes)')
-    end = '<' if np.frombuffer(raw[:4], '<i4')[0] == 348 else '>'
-    if np.frombuffer(raw[:4], end + 'i4')[0] != 348 or raw[344:347] not in (b'n+1', b'ni1'):
-        raise ValueError(f'{path}: not a NIfTI-1 file (bad header size or magic {raw[344:348]!r})')
-    if raw[344:347] == b'ni1': raise ValueError(f'{path}: a header/image pair (.hdr/.img) is not supported; use a single .nii file')
-    h = lambda off, typ, n=1: np.frombuffer(raw, end + typ, n, off)
-    dim, code, pixdim = h(40, 'i2', 8), int(h(70, 'i2')[0]), h(76, 'f4', 8)
-    if code not in _NIFTI_DTYPES: raise ValueError(f'{path}: NIfTI datatype {code} is not supported (supported: {sorted(_NIFTI_DTYPES)})')
-    shape = tuple(int(d) for d in dim[1:1 + int(dim[0])])
-    dt, off = np.dtype(end + _NIFTI_DTYPES[code]), int(h(108, 'f4')[0])
-    n = int(np.prod(shape))
-    if len(raw) < off + n * dt.itemsize: raise ValueError(f'{path}: truncated, {len(raw) - off} data bytes for {shape} of {dt}')
-    data = np.frombuffer(raw, dt, n, off).reshape(shape, order='F')
-    slope, inter = (float(v) for v in h(112, 'f4', 2))
-    if slope not in (0.0, 1.0) or inter != 0.0: data = data.astype(np.float32) * (slope or 1.0) + inter
-    return data, tuple(float(p) for p in pixdim[1:1 + len(shape)])
+    "Read a 3-D NIfTI volume through nibabel, reoriented to RAS: `(float32 data indexed [x, y, z], voxel size in mm)`."
+    from mtlmad.volumes import load_nifti, require
+    o = require('nibabel').orientations
+    img, data = load_nifti(path)  # errors name the file: not NIfTI, not 3-D, singular affine, truncated
+    ornt = o.io_orientation(img.affine)
+    aff = img.affine @ o.inv_ornt_aff(ornt, data.shape)
+    return o.apply_orientation(data, ornt), tuple(float(s) for s in np.linalg.norm(aff[:3, :3], axis=0))
 
 # %% ../nbs/01_data.ipynb #7f2a9363
 BRAIN_MRI_FILE = 'brain_mri.npz'

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 # %% auto #0
-__all__ = ['LESION_KINDS', 'AREA_RANGE', 'brain_phantom', 'paste_lesion', 'lesion_gallery']
+__all__ = ['LESION_KINDS', 'AREA_RANGE', 'brain_phantom', 'paste_lesion', 'lesion_gallery', 'paste_lesion_3d']
 
 # %% ../nbs/02_lesions.ipynb #3c4136a2
 def brain_phantom(size: int = 128, # side of the square slice in pixels
@@ -171,3 +171,61 @@ def lesion_gallery(images, # (N,H,W) slices in [0,1]
     for a in axs.flat: a.axis('off')
     fig.tight_layout()
     return fig
+
+# %% ../nbs/02_lesions.ipynb #4c653840
+def _border_3d(rng, n_waves: int = 4, amp: float = 0.18) -> tuple:
+    "Random smooth waves on the sphere: directions, orders, amplitudes and phases of a unit 3-D border."
+    d = rng.standard_normal((n_waves, 3)); d /= np.linalg.norm(d, axis=1, keepdims=True)
+    return d, rng.integers(1, 4, n_waves), rng.uniform(0, amp, n_waves), rng.uniform(0, 2 * np.pi, n_waves)
+
+def _radius_3d(u: np.ndarray, border) -> np.ndarray:
+    "Radius of the unit 3-D border along unit directions `u` (..., 3)."
+    d, k, a, ph = border
+    return 1 + (a * np.cos(k * np.arccos(np.clip(u @ d.T, -1, 1)) + ph)).sum(-1)
+
+# %% ../nbs/02_lesions.ipynb #a7af2ca0
+def _place_3d(allowed, reach_mm, spacing, rng) -> tuple:
+    "A random voxel at least `reach_mm` inside `allowed` (bool volume)."
+    depth = ndi.distance_transform_edt(np.pad(allowed, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    cand = np.argwhere(depth > reach_mm)
+    if len(cand) == 0:
+        raise ValueError(f'paste_lesion_3d: no room for a lesion of reach {reach_mm:.1f} mm: the deepest point of the '
+                         f'brain (and of `within`) is {depth.max():.1f} mm from its border; use a smaller radius_mm')
+    return tuple(int(c) for c in cand[rng.integers(len(cand))])
+
+def paste_lesion_3d(volume: np.ndarray, # (X,Y,Z) scan, float in [0,1]
+                    brain_mask: np.ndarray, # (X,Y,Z) bool, where the brain is
+                    rng: np.random.Generator, # source of every random choice
+                    radius_mm: float = 10., # mean radius of the mass in mm
+                    spacing: tuple = (1., 1., 1.), # voxel size in mm along X, Y, Z
+                    kind: str | None = None, # 'hyper' or 'hypo' core; None: either
+                    within: np.ndarray | None = None, # (X,Y,Z) bool: the whole lesion must lie in it too
+                    contrast: float | None = None, # core minus local tissue level; None: 0.25..0.45
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    "Paste a tumour-like 3-D mass inside the brain; returns the new volume (float32) and its exact 3-D mask."
+    vol, brain = np.asarray(volume, np.float64), np.asarray(brain_mask) > 0
+    if vol.ndim != 3 or brain.shape != vol.shape: raise ValueError(f'paste_lesion_3d: volume {vol.shape} and brain_mask {brain.shape} must be the same 3-D shape')
+    if not np.isfinite(vol).all() or vol.min() < -1e-6 or vol.max() > 1 + 1e-6: raise ValueError('paste_lesion_3d: volume values must be finite and lie in [0,1]')
+    if kind is not None and kind not in LESION_KINDS: raise ValueError(f'paste_lesion_3d: kind {kind!r} is not one of {LESION_KINDS}')
+    if radius_mm <= 0: raise ValueError(f'paste_lesion_3d: radius_mm must be positive, got {radius_mm}')
+    sp = np.asarray(spacing, np.float64)
+    kind = kind or str(rng.choice(LESION_KINDS))
+    contrast = rng.uniform(0.25, 0.45) if contrast is None else contrast
+    border = _border_3d(rng)
+    reach = radius_mm * (1 + border[2].sum()) + 2 * sp.max()
+    allowed = brain if within is None else brain & (np.asarray(within) > 0)
+    c = np.array(_place_3d(allowed, reach, sp, rng))
+    # work in a box around the lesion: local level, texture and blending never reach further
+    lo = np.maximum(c - np.ceil(2 * reach / sp).astype(int), 0); hi = np.minimum(c + np.ceil(2 * reach / sp).astype(int) + 1, vol.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    v, b = vol[box], brain[box]
+    g = np.stack(np.meshgrid(*[(np.arange(a, z) - ci) * s for a, z, ci, s in zip(lo, hi, c, sp)], indexing='ij'), -1)
+    dist = np.linalg.norm(g, axis=-1)
+    rho = dist / (radius_mm * _radius_3d(g / np.maximum(dist, 1e-9)[..., None], border))
+    a = _blend(rho, min(0.5, 1.5 * sp.min() / radius_mm))
+    sigma = np.maximum(radius_mm / sp, 1.0)
+    local = ndi.gaussian_filter(v * b, sigma) / np.maximum(ndi.gaussian_filter(b.astype(float), sigma), 1e-6)
+    lesion = local + (1 if kind == 'hyper' else -1) * contrast + _texture(rng, v.shape, np.maximum(radius_mm / 4 / sp, 1.0), rng.uniform(0.03, 0.06))
+    out, mask = vol.copy(), np.zeros(vol.shape, bool)
+    out[box] = (1 - a) * v + a * lesion; mask[box] = a > 0
+    return np.clip(out, 0, 1).astype(np.float32), mask
