@@ -1,14 +1,17 @@
 """The ablation log's runner: train one configuration per seed, choose on the validation split, report the test split.
 
     python bench/ablate.py --name NAME [--data DIR] [--seeds 0,1,2] [--set key=value ...] [--scorings local,foreground,whole]
-                           [--keep-skull] [--log bench/ablation.jsonl] [--threads 1]
+                           [--save DIR] [--log bench/ablation.jsonl] [--threads 1]
+    python bench/ablate.py --rescore DIR/NAME_s0.pt [...] [--scorings ...]    (score saved models again)
+    python bench/ablate.py --table bench/ablation.jsonl [--out bench/ablation.md] (the table, mean ± std over seeds)
 
 Each `--set` overrides one MTLConfig field, its value read as JSON (e.g. `--set steps=600`,
 `--set 'tasks=["inpaint","denoise"]'`, `--set 'task_options={"pseudo_anomaly":{"kinds":["foreign"]}}'`).
-Validation (the valid split: held-out normals and their lesioned copies) and test figures are both printed and
-appended to the log, one JSON line per run, so every row of the ablation table can be traced to its command.
-The fused image score is the maximum of the fused map (the default); `fused_mean` is the mean of the tasks'
-z-scored image scores, re-fused from the same model run."""
+Every trained model is scored once per `--scorings` entry: 'whole' (one mean and spread per task, the whole
+image), 'foreground' (the same, foreground only), 'local' (per-location calibration against the k most similar
+training normals, foreground only: the default). Validation (the valid split: held-out normals and their lesioned
+copies) and test figures are both written, one JSON line per model and scoring, so every row of the ablation
+table can be traced to its command. Choices are made on validation; test is only reported."""
 import argparse, json, os, sys, time
 from pathlib import Path
 
@@ -18,33 +21,81 @@ import torch
 from mtlmad.core import MTLConfig
 from mtlmad.datasets import make_demo_data
 from mtlmad.evaluate import load_split, task_metrics
-from mtlmad.metrics import image_metrics, as_percent
+from mtlmad.metrics import as_percent, image_metrics
 from mtlmad.score import Scorer
 from mtlmad.train import fit
 
+METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
 
-def evaluate(scorer, es) -> dict:
-    "Fused (image score: max of the fused map, and the mean of the tasks' z-scores) and per-task metrics, in percent."
-    res = scorer.score(es.images)
+
+def evaluate(scorer, es, fusion_tasks=None) -> dict:
+    "Fused and per-task metrics of one split, in percent; `fused_max` scores images by the fused map's maximum."
+    res = scorer.score(es.images, tasks=fusion_tasks)
     out = task_metrics(es, res, scorer.sigma)
-    out['fused_mean'] = image_metrics(es.labels, res.refuse(scorer.norms, fusion='mean', sigma=scorer.sigma).scores)
-    out['fused_mean'] = as_percent(out['fused_mean'])
+    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, fusion_tasks, 'max', scorer.sigma).scores))
     return out
+
+
+def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fusion_tasks=None):
+    "Score one trained model on the valid and test splits with each scoring; append a log line for each."
+    size = model.cfg.image_size
+    train, valid, test = (load_split(data, s, size, model.cfg.channels, normal_only=s == 'train') for s in ('train', 'valid', 'test'))
+    for scoring in scorings.split(','):
+        if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
+        sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole')
+        sc.calibrate(valid.normals(), train.images if scoring == 'local' else None)
+        r = dict(rec, name=f"{rec['name']}/{scoring}", scoring=scoring, fusion_tasks=fusion_tasks, data=str(data),
+                 valid=evaluate(sc, valid, fusion_tasks), test=evaluate(sc, test, fusion_tasks))
+        with open(log, 'a') as f: f.write(json.dumps(r) + '\n')
+        show = lambda d: ' '.join(f"{k}={d[k].get('image_auroc', 0):.1f}/{d[k].get('pixel_auroc', 0):.1f}/{d[k].get('aupro', 0):.1f}" for k in d)
+        print(f"[{r['name']} seed {r['seed']}] VALID {show(r['valid'])}\n    TEST {show(r['test'])}", flush=True)
+
+
+def table(log: Path) -> str:
+    "Markdown: one row per run name (in log order), fused metrics mean ± std over seeds, validation then test."
+    rows = {}
+    for line in log.read_text().splitlines():
+        r = json.loads(line); rows.setdefault(r['name'], []).append(r)
+    fmt = lambda v: f'{np.mean(v):.1f} ± {np.std(v):.1f}'
+    out = ['| run | seeds | steps | valid image / pixel / AUPRO | test image AUROC | test pixel AUROC | test AUPRO |',
+           '|---|---|---|---|---|---|---|']
+    for name, rs in rows.items():
+        v = ' / '.join(f"{np.mean([r['valid']['fused'][m] for r in rs]):.1f}" for m in METRICS)
+        t = [fmt([r['test']['fused'][m] for r in rs]) for m in METRICS]
+        out.append(f"| {name} | {len(rs)} | {rs[0].get('steps', '')} | {v} | {' | '.join(t)} |")
+    return '\n'.join(out)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--name', required=True); ap.add_argument('--data', default=None)
+    ap.add_argument('--name'); ap.add_argument('--data', default=None)
     ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--set', action='append', default=[])
-    ap.add_argument('--scorings', default='local', help="comma list of scorings of each trained model: 'whole' (one mean/std "
-                    "per task, whole image), 'foreground' (the same, foreground only), 'local' (per-location calibration, foreground)")
+    ap.add_argument('--scorings', default='local', help='comma list of: whole, foreground, local')
+    ap.add_argument('--fusion-tasks', default=None, help='comma list of the tasks that enter the fusion (default: all)')
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head')
-    ap.add_argument('--save', default=None, help='folder to save each trained model in (to re-score it later)')
+    ap.add_argument('--save', default=None, help='folder to save each trained model in (to score it again later)')
+    ap.add_argument('--rescore', nargs='+', default=None, help='saved models to score again (no training)')
+    ap.add_argument('--table', default=None, help='print the table of a log'); ap.add_argument('--out', default=None)
     ap.add_argument('--log', default='bench/ablation.jsonl'); ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args()
+    if a.table:
+        md = table(Path(a.table)); print(md)
+        if a.out: Path(a.out).write_text(md + '\n')
+        return
     torch.set_num_threads(a.threads)
-    data = Path(a.data) if a.data else make_demo_data(Path(os.environ.get('TMPDIR', '/tmp')) / f'mtlmad_demo_{"skull" if a.keep_skull else "brain"}',
+    tmp = Path(os.environ.get('TMPDIR', '/tmp'))
+    data = Path(a.data) if a.data else make_demo_data(tmp / f'mtlmad_demo_{"skull" if a.keep_skull else "brain"}', valid_ungood=3,
                                                       keep_skull=a.keep_skull, overwrite=True)
+    ft = a.fusion_tasks.split(',') if a.fusion_tasks else None
+    if a.rescore:
+        for f in a.rescore:
+            ck = torch.load(f, weights_only=False)   # our own files, written by --save
+            ck['model'].cfg = MTLConfig.from_dict(ck['cfg'])
+            stem, seed = Path(f).stem.rsplit('_s', 1)
+            rec = ck.get('rec') or dict(name=stem, seed=int(seed), config={}, steps=ck['cfg']['steps'])
+            score_model(dict(rec, command=' '.join(sys.argv), name=a.name or rec['name']), ck['model'], ck['tasks'], data, a.scorings, a.log, ft)
+        return
+    if not a.name: raise SystemExit('--name is needed to train')
     over = {}
     for kv in a.set:
         k, v = kv.split('=', 1)
@@ -53,22 +104,12 @@ def main():
     for seed in [int(s) for s in a.seeds.split(',')]:
         cfg = MTLConfig(seed=seed).replace(**over)
         train = load_split(data, 'train', cfg.image_size, cfg.channels, normal_only=True)
-        valid = load_split(data, 'valid', cfg.image_size, cfg.channels)
-        test = load_split(data, 'test', cfg.image_size, cfg.channels)
         t0 = time.time()
         res = fit(cfg, train.images, progress=False, device='cpu')
-        t_fit = time.time() - t0
-        if a.save: torch.save({'model': res.model, 'tasks': res.tasks, 'cfg': cfg.to_dict()}, Path(a.save) / f'{a.name}_s{seed}.pt')
-        for scoring in a.scorings.split(','):
-            whole, glob = scoring in ('whole', 'global'), scoring in ('whole', 'global', 'foreground')
-            sc = Scorer(res.model, res.tasks, device='cpu', foreground_only=not whole)
-            sc.calibrate(valid.normals(), None if glob else train.images)
-            rec = dict(name=f'{a.name}/{scoring}', seed=seed, config=over, scoring=scoring, data=str(data),
-                       fit_s=round(t_fit, 1), steps=cfg.total_steps(len(train)),
-                       valid=evaluate(sc, valid), test=evaluate(sc, test), command=' '.join(sys.argv))
-            with open(a.log, 'a') as f: f.write(json.dumps(rec) + '\n')
-            show = lambda r: ' '.join(f"{k}={r[k].get('image_auroc', 0):.1f}/{r[k].get('pixel_auroc', 0):.1f}/{r[k].get('aupro', 0):.1f}" for k in r)
-            print(f'[{rec["name"]} seed {seed} fit {t_fit:.0f}s] VALID {show(rec["valid"])}\n    TEST {show(rec["test"])}', flush=True)
+        rec = dict(name=a.name, seed=seed, config=over, fit_s=round(time.time() - t0, 1), steps=cfg.total_steps(len(train)),
+                   command=' '.join(sys.argv))
+        if a.save: torch.save({'model': res.model, 'tasks': res.tasks, 'cfg': cfg.to_dict(), 'rec': rec}, Path(a.save) / f'{a.name}_s{seed}.pt')
+        score_model(rec, res.model, res.tasks, data, a.scorings, a.log, ft)
 
 
 if __name__ == '__main__': main()

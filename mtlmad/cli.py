@@ -67,8 +67,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--run', type=Path, required=True, help='run folder (or model.pt) from `mtlmad train`')
     s.add_argument('--data', type=Path, help='dataset folder (default: the data the run was trained on)')
     s.add_argument('--out', type=Path, required=True, help='report folder to write')
-    s.add_argument('--fusion', choices=['max', 'mean', 'rank'], default='max',
-                   help="image score: max of the fused map (default), mean of the tasks' z-scores, or mean rank")
+    s.add_argument('--fusion', choices=['mean', 'rank', 'max'], default='mean',
+                   help="image score: mean of the tasks' z-scores (default), their mean rank, or the max of the fused map")
     s.add_argument('--device', default='auto')
 
     s = sub.add_parser('predict', help='anomaly scores and maps for image files and volumes')

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ALL_TASKS', 'get_device', 'seed_everything', 'Config', 'MTLConfig']
+__all__ = ['ALL_TASKS', 'DEFAULT_TASKS', 'DEFAULT_FUSION', 'get_device', 'seed_everything', 'Config', 'MTLConfig']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -99,6 +99,8 @@ class Config:
 
 # %% ../nbs/00_core.ipynb #40972864
 ALL_TASKS = ('inpaint', 'denoise', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
+DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
+DEFAULT_FUSION = ('inpaint', 'denoise', 'tissue', 'pseudo_anomaly')
 
 @dataclass
 class MTLConfig(Config):
@@ -110,7 +112,8 @@ class MTLConfig(Config):
     n_moe_blocks: int = 2        # MoE blocks after the stem
     top_k: int = 2               # 0 routes densely (softmax over all experts); k>0 keeps the k largest gates
     balance_weight: float = 0.01 # weight of the load-balancing term (used with top_k > 0)
-    tasks: tuple = ALL_TASKS     # proxy tasks that are on
+    tasks: tuple = DEFAULT_TASKS # proxy tasks that are trained
+    fusion_tasks: tuple = DEFAULT_FUSION # tasks whose errors make the anomaly score (empty: every trained task)
     loss_weights: dict = field(default_factory=dict) # task -> weight (1.0 when absent)
     task_options: dict = field(default_factory=dict) # task -> options of its constructor, e.g. {'jigsaw': {'grid': 4}}
     steps: int = 1500            # optimiser steps of the run (the default schedule, whatever the data size)
@@ -127,7 +130,10 @@ class MTLConfig(Config):
         unknown = [t for t in self.tasks if t not in ALL_TASKS]
         if unknown: raise ValueError(f'unknown task(s) {unknown}; known tasks: {list(ALL_TASKS)}')
         if not self.tasks: raise ValueError('at least one task must be on')
-        self.tasks = tuple(self.tasks)
+        self.tasks, self.fusion_tasks = tuple(self.tasks), tuple(self.fusion_tasks)
+        if self.tasks != DEFAULT_TASKS and self.fusion_tasks == DEFAULT_FUSION: self.fusion_tasks = ()   # own task set: fuse them all
+        stray = [t for t in self.fusion_tasks if t not in self.tasks]
+        if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
         if not 0 <= self.top_k <= self.n_experts: raise ValueError(f'top_k must be in [0, n_experts={self.n_experts}], got {self.top_k}')
@@ -136,6 +142,11 @@ class MTLConfig(Config):
                    ) -> int:
         "Optimiser steps of a run on `n_images`: `epochs` passes when epochs > 0, else `steps`."
         return self.epochs * -(-n_images // self.batch_size) if self.epochs else self.steps
+
+    @property
+    def fused(self) -> tuple:
+        "The tasks that enter the anomaly score."
+        return self.fusion_tasks or self.tasks
 
     def weight(self, task: str) -> float:
         "The loss weight of `task`."

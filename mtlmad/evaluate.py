@@ -94,7 +94,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     train = load_split(data, 'train', cfg.image_size, cfg.channels, normal_only=True)
     train_images, cal_images, cal_from = _calibration_split(data, cfg, train)
     res = fit(cfg, train_images, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = Scorer(res.model, res.tasks)
+    scorer = Scorer(res.model, res.tasks, fusion_tasks=cfg.fused)
     scorer.calibrate(cal_images, reference_subset(train_images))
     save_checkpoint(out / 'model.pt', res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     info = {'data': str(Path(data).resolve()), 'n_train': len(train_images), 'n_calibration': len(cal_images),
@@ -104,13 +104,13 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
 
 # %% ../nbs/08b_evaluate.ipynb #e6c587cd
 def open_scorer(run, # run folder or its model.pt
-                device='auto', fusion: str = 'max', sigma: float = 2.0) -> Scorer:
+                device='auto', fusion: str = 'mean', sigma: float = 2.0) -> Scorer:
     "A calibrated `Scorer` from a saved run."
     from mtlmad.train import load_run
     r = load_run(run, device=device)
     if not r.norm: raise ValueError(f'{r.path}: the run was never calibrated on normal images (train it with `train_run`)')
     s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), fusion=fusion, sigma=sigma, device=device,
-               reference=r.norm.get('_reference'), k=int(r.norm.get('_reference', {}).get('k', 5)))
+               reference=r.norm.get('_reference'), k=int(r.norm.get('_reference', {}).get('k', 10)), fusion_tasks=r.cfg.fused)
     s.cfg, s.run_dir = r.cfg, Path(r.path).parent
     return s
 
@@ -159,7 +159,7 @@ def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad eval
 def evaluate_run(run, # run folder from `train_run`
                  out='reports/mtlmad', # report folder
                  data=None, # dataset folder; default: the one the run was trained on
-                 fusion: str = 'max', device='auto', split: str = 'test', progress: bool = True) -> dict:
+                 fusion: str = 'mean', device='auto', split: str = 'test', progress: bool = True) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
     scorer = open_scorer(run, device, fusion)
     data = data or _run_data(run)

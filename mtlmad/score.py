@@ -79,7 +79,7 @@ def gaussian_blur(maps: np.ndarray, # (N,H,W) or (H,W)
 
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
-                fusion: str = 'max', # 'max' of the fused map, 'mean' of z-scores, or 'rank'
+                fusion: str = 'mean', # 'mean' of z-scores, 'rank', or 'max' of the fused map
                 tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
                 task_maps: dict | None = None, # task -> (N,H,W) maps: needed by 'max'
                 sigma: float = 2.0, # smoothing of the fused map ('max')
@@ -108,7 +108,7 @@ def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
 
 # %% ../nbs/06_score.ipynb #b7c1e0a2
 def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]
-                     erode: int = 1, # pixels taken off the edge of the tissue (its border is never reliable)
+                     erode: int = 3, # pixels taken off the edge of the tissue (its border is never reliable)
                     ) -> np.ndarray:
     "Where each image holds tissue: (N,S,S) bool, holes filled, edge eroded by `erode` pixels."
     fg = foreground(images.float().cpu())[:, 0].numpy() > 0.5
@@ -148,7 +148,7 @@ def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference 
 def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
             thumbs: np.ndarray, # (N, D) their thumbnails
             reference: dict, # from `make_reference`
-            k: int = 5, # how many similar reference images calibrate each image
+            k: int = 10, # how many similar reference images calibrate each image
             sigma: float = 1.0, # smoothing of the reference mean and spread (at reference resolution)
            ) -> dict:
     "Each error map as a z-map against its k most similar reference images, pixel by pixel."
@@ -199,7 +199,7 @@ class ScoreResult:
                           {t: v[i] for t, v in self.task_maps.items()}, self.device,
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
-    def refuse(self, norms: dict, tasks=None, fusion='max', sigma=2.0) -> 'ScoreResult':
+    def refuse(self, norms: dict, tasks=None, fusion='mean', sigma=2.0) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
         return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma), self.task_scores,
                            fuse_maps(self.task_maps, norms, tasks, sigma), self.task_maps, self.device, self.gates, self.paths)
@@ -213,15 +213,17 @@ class Scorer:
     def __init__(self, model, # the joint model
                  tasks: dict, # task name -> ProxyTask
                  norms: dict | None = None, # task -> TaskNorm (from `calibrate` or a checkpoint)
-                 fusion: str = 'max', # 'max' of the fused map, 'mean' of the tasks' z-scores, or 'rank'
+                 fusion: str = 'mean', # 'mean' of the tasks' z-scores, 'rank', or 'max' of the fused map
                  sigma: float = 2.0, # smoothing of the maps (pixels at model resolution)
                  device='auto',
                  reference: dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
-                 k: int = 5, # reference images that calibrate each test image (its k most similar)
+                 k: int = 10, # reference images that calibrate each test image (its k most similar)
                  foreground_only: bool = True, # score tissue only: maps outside the foreground are set to their minimum
+                 fusion_tasks=None, # the tasks that make the fused score and map (default: all of `tasks`)
                 ):
         self.model, self.tasks, self.norms, self.fusion, self.sigma = model, tasks, norms or {}, fusion, sigma
         self.reference, self.k, self.foreground_only = reference, k, foreground_only
+        self.fusion_tasks = list(fusion_tasks or tasks)
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
 
@@ -271,7 +273,7 @@ class Scorer:
         "Score images (N,C,S,S): fused and per-task scores and maps."
         if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
         maps, scores, gates = self.raw(images, batch_size, progress)
-        tasks = tasks or list(self.tasks)
+        tasks = tasks or self.fusion_tasks
         return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma), scores,
                            fuse_maps(maps, self.norms, tasks, self.sigma), maps, str(self.device), gates, paths)
 

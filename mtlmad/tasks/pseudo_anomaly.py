@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .base import TaskBatch, ProxyTask, TASKS, check_images, rand, randn, gaussian_blur
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'smooth_noise', 'blob_masks', 'corrupt', 'PseudoAnomalyTask']
+__all__ = ['CORRUPTIONS', 'GENERIC', 'smooth_noise', 'blob_masks', 'corrupt', 'PseudoAnomalyTask']
 
 # %% ../../nbs/03e_tasks.pseudo_anomaly.ipynb #d4304d1e
 def smooth_noise(n: int, size: int, generator: torch.Generator, device=None, octaves: tuple = (4, 8)) -> torch.Tensor:
@@ -41,6 +41,7 @@ def blob_masks(images: torch.Tensor, # (B, C, S, S): blobs are centred on foregr
 
 # %% ../../nbs/03e_tasks.pseudo_anomaly.ipynb #3d44ec55
 CORRUPTIONS = ('foreign', 'cutpaste', 'intensity', 'blur', 'noise', 'texture')
+GENERIC = CORRUPTIONS[1:]   # the default: 'foreign' patches (with soft targets and mix (0.05, 0.95)) are an option
 
 def corrupt(images: torch.Tensor, # (B, C, S, S)
             generator: torch.Generator,
@@ -70,10 +71,10 @@ class PseudoAnomalyTask(ProxyTask):
                  channels: int = 1, # image channels
                  clean_frac: float = 0.3, # fraction of the images left clean (empty target)
                  area: tuple = (0.005, 0.10), # blob area as a fraction of the image
-                 kinds: tuple = ('foreign',), # the corruptions drawn from (`CORRUPTIONS`)
+                 kinds: tuple = GENERIC, # the corruptions drawn from (`CORRUPTIONS`)
                  dice_weight: float = 1.0, # weight of the soft Dice term of the loss
-                 mix: tuple = (0.05, 0.95), # range of the blending factor of the corruption
-                 soft: bool = True, # target = blending factor x visible change (else the hard blob mask)
+                 mix: tuple = (0.6, 1.0), # range of the blending factor of the corruption
+                 soft: bool = False, # target = blending factor x visible change (default: the blob mask)
                 ):
         bad = [k for k in kinds if k not in CORRUPTIONS]
         if bad or not kinds: raise ValueError(f'pseudo_anomaly: unknown corruption(s) {bad}; known: {list(CORRUPTIONS)}')
