@@ -28,11 +28,11 @@ from mtlmad.train import fit
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
 
 
-def evaluate(scorer, es, fusion_tasks=None) -> dict:
+def evaluate(scorer, es) -> dict:
     "Fused and per-task metrics of one split, in percent; `fused_max` scores images by the fused map's maximum."
-    res = scorer.score(es.images, tasks=fusion_tasks)
+    res = scorer.score(es.images)
     out = task_metrics(es, res, scorer.sigma)
-    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, fusion_tasks, 'max', scorer.sigma).scores))
+    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma).scores))
     return out
 
 
@@ -42,10 +42,10 @@ def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fu
     train, valid, test = (load_split(data, s, size, model.cfg.channels, normal_only=s == 'train') for s in ('train', 'valid', 'test'))
     for scoring in scorings.split(','):
         if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
-        sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole')
+        sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole', fusion_tasks=fusion_tasks or model.cfg.fused)
         sc.calibrate(valid.normals(), train.images if scoring == 'local' else None)
-        r = dict(rec, name=f"{rec['name']}/{scoring}", scoring=scoring, fusion_tasks=fusion_tasks, data=str(data),
-                 valid=evaluate(sc, valid, fusion_tasks), test=evaluate(sc, test, fusion_tasks))
+        r = dict(rec, name=f"{rec['name']}/{scoring}", scoring=scoring, fusion_tasks=sc.fusion_tasks, data=str(data),
+                 valid=evaluate(sc, valid), test=evaluate(sc, test))
         with open(log, 'a') as f: f.write(json.dumps(r) + '\n')
         show = lambda d: ' '.join(f"{k}={d[k].get('image_auroc', 0):.1f}/{d[k].get('pixel_auroc', 0):.1f}/{d[k].get('aupro', 0):.1f}" for k in d)
         print(f"[{r['name']} seed {r['seed']}] VALID {show(r['valid'])}\n    TEST {show(r['test'])}", flush=True)

@@ -110,7 +110,7 @@ class MTLConfig(Config):
     width: int = 32              # channels of the shared stem; experts and heads scale from it
     n_experts: int = 4           # experts per MoE block
     n_moe_blocks: int = 2        # MoE blocks after the stem
-    top_k: int = 2               # 0 routes densely (softmax over all experts); k>0 keeps the k largest gates
+    top_k: int = 2               # k keeps the k largest gates; 0 (or k >= n_experts) routes densely over all experts
     balance_weight: float = 0.01 # weight of the load-balancing term (used with top_k > 0)
     tasks: tuple = DEFAULT_TASKS # proxy tasks that are trained
     fusion_tasks: tuple = DEFAULT_FUSION # tasks whose errors make the anomaly score (empty: every trained task)
@@ -136,7 +136,7 @@ class MTLConfig(Config):
         if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
-        if not 0 <= self.top_k <= self.n_experts: raise ValueError(f'top_k must be in [0, n_experts={self.n_experts}], got {self.top_k}')
+        if self.top_k < 0: raise ValueError(f'top_k must be 0 (dense) or a positive number of experts, got {self.top_k}')
 
     def total_steps(self, n_images: int # training images
                    ) -> int:

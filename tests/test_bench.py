@@ -24,9 +24,9 @@ def result(variants: dict, **settings) -> dict:
 def test_merge_joins_variants_in_canonical_order(tmp_path):
     a, b = tmp_path / 'a.json', tmp_path / 'b.json'
     a.write_text(json.dumps(result({'deepsvdd': 55.0, 'fused': 70.0})))
-    b.write_text(json.dumps(result({'single:jigsaw': 60.0, 'dense': 72.0})))
+    b.write_text(json.dumps(result({'single:geometry': 60.0, 'dense': 72.0})))
     m = quality.merge([a, b])
-    assert list(m['variants']) == ['fused', 'single:jigsaw', 'dense', 'deepsvdd']
+    assert list(m['variants']) == ['fused', 'single:geometry', 'dense', 'deepsvdd']
     assert 'joint:inpaint' in m['joint_parts'] and str(a) in m['command'] and str(b) in m['command']
     text = quality.write(tmp_path / 'm.json', m)
     assert '| dense | 1 | 2 | 73.00 ± 1.00' in text
@@ -57,8 +57,8 @@ def test_mac_breakdown_counts_and_shares_the_trunk():
     joint, tasks, singles = cost.build(cfg, torch.device('cpu'), x)
     mc = cost.mac_breakdown(joint, tasks, singles, x)
     assert (mc['distinct_inputs'], mc['single_inputs']) == (3, 6)   # clean image shared by 4 tasks + 2 inpaint masks
-    # the stem's first convolution by hand: (S/2)^2 outputs x width channels x (1 channel x 3 x 3) per input
-    stem = (16 * 16 * 8 * 9) + (8 * 8 * 16 * 8 * 9)
+    # the stem's convolutions by hand, outputs x (in channels x 3 x 3) each: 1 -> width/2 at S/2, -> width at S/4, -> 2 width at S/8
+    stem = (16 * 16 * 4 * 1 * 9) + (8 * 8 * 8 * 4 * 9) + (4 * 4 * 16 * 8 * 9)
     assert mc['joint']['stem'] == 3 * stem and mc['singles']['stem'] == 6 * stem
     assert mc['joint']['head'] == mc['singles']['head'] and mc['joint']['moe block 2'] == mc['singles']['moe block 2']
     assert mc['joint']['moe block 1'] < mc['singles']['moe block 1']
