@@ -116,7 +116,7 @@ class MTLConfig(Config):
     fusion_tasks: tuple = DEFAULT_FUSION # tasks whose errors make the anomaly score (empty: every trained task)
     loss_weights: dict = field(default_factory=dict) # task -> weight (1.0 when absent)
     task_options: dict = field(default_factory=dict) # task -> options of its constructor, e.g. {'jigsaw': {'grid': 4}}
-    steps: int = 1500            # optimiser steps of the run (the default schedule, whatever the data size)
+    steps: int = 300             # optimiser steps of the run (the default schedule, whatever the data size)
     epochs: int = 0              # when > 0: passes over the training images instead of `steps`
     batch_size: int = 16
     lr: float = 2e-3
