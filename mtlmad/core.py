@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ALL_TASKS', 'DEFAULT_TASKS', 'DEFAULT_FUSION', 'get_device', 'seed_everything', 'Config', 'MTLConfig']
+__all__ = ['ALL_TASKS', 'DEFAULT_TASKS', 'get_device', 'seed_everything', 'Config', 'MTLConfig']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -100,7 +100,6 @@ class Config:
 # %% ../nbs/00_core.ipynb #40972864
 ALL_TASKS = ('inpaint', 'denoise', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
 DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
-DEFAULT_FUSION = ('inpaint', 'denoise', 'tissue', 'pseudo_anomaly')
 
 @dataclass
 class MTLConfig(Config):
@@ -113,7 +112,7 @@ class MTLConfig(Config):
     top_k: int = 2               # k keeps the k largest gates; 0 (or k >= n_experts) routes densely over all experts
     balance_weight: float = 0.01 # weight of the load-balancing term (used with top_k > 0)
     tasks: tuple = DEFAULT_TASKS # proxy tasks that are trained
-    fusion_tasks: tuple = DEFAULT_FUSION # tasks whose errors make the anomaly score (empty: every trained task)
+    fusion_tasks: tuple = ()     # tasks whose errors make the anomaly score (empty: every trained task)
     loss_weights: dict = field(default_factory=dict) # task -> weight (1.0 when absent)
     task_options: dict = field(default_factory=dict) # task -> options of its constructor, e.g. {'jigsaw': {'grid': 4}}
     steps: int = 300             # optimiser steps of the run (the default schedule, whatever the data size)
@@ -131,7 +130,6 @@ class MTLConfig(Config):
         if unknown: raise ValueError(f'unknown task(s) {unknown}; known tasks: {list(ALL_TASKS)}')
         if not self.tasks: raise ValueError('at least one task must be on')
         self.tasks, self.fusion_tasks = tuple(self.tasks), tuple(self.fusion_tasks)
-        if self.tasks != DEFAULT_TASKS and self.fusion_tasks == DEFAULT_FUSION: self.fusion_tasks = ()   # own task set: fuse them all
         stray = [t for t in self.fusion_tasks if t not in self.tasks]
         if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
