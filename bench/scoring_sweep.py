@@ -1,0 +1,54 @@
+"""Sensitivity of the scoring settings, measured on the validation split only, from saved models (no training).
+
+    python bench/scoring_sweep.py DATA_DIR MODEL.pt [MODEL.pt ...]
+
+MODEL.pt files are written by `bench/ablate.py --save DIR`. For each setting (k similar reference images, pixels
+eroded off the tissue's edge, map smoothing, the floor of the per-location spread, the smoothing of the reference
+statistics) it prints the validation image AUROC (mean of the tasks' z-scores), pixel AUROC and AUPRO, averaged
+over the models, and the image AUROC of each model. The test split is never read."""
+import sys
+import numpy as np
+import torch
+
+from mtlmad.evaluate import load_split
+from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
+from mtlmad.score import (Scorer, TaskNorm, foreground_masks, image_thumbs, make_reference, local_z, mask_outside,
+                          region_max, gaussian_blur, fuse_maps)
+
+SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
+            dict(floor=0.1), dict(floor=0.5), dict(ref_sigma=0), dict(ref_sigma=2)]
+
+
+def validation_metrics(train, valid, e_train, e_valid, k=10, erode=3, sigma=2.0, floor=0.25, ref_sigma=1.0) -> dict:
+    "Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's)."
+    fg_v, normal = foreground_masks(valid.images, erode), valid.labels == 0
+    ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images))
+    ref['floor'] = {t: v * floor / 0.25 for t, v in ref['floor'].items()}
+    z = {t: mask_outside(m, fg_v) for t, m in local_z(e_valid, image_thumbs(valid.images), ref, k, ref_sigma).items()}
+    score = {t: region_max(gaussian_blur(m, sigma), fg_v) for t, m in z.items()}
+    norms = {t: TaskNorm.from_errors(score[t][normal], z[t][normal][fg_v[normal]]) for t in z}
+    m = image_metrics(valid.labels, np.mean([norms[t].z_score(score[t]) for t in z], 0))
+    m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, list(z), sigma)))
+    return as_percent(m)
+
+
+def main():
+    torch.set_num_threads(1)
+    data, files = sys.argv[1], sys.argv[2:]
+    if not files: raise SystemExit(__doc__)
+    train, valid = load_split(data, 'train', 128, 1, normal_only=True), load_split(data, 'valid', 128, 1)
+    errs = []
+    for f in files:
+        ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
+        sc = Scorer(ck['model'], ck['tasks'], device='cpu')
+        errs.append((sc.errors(train.images)[0], sc.errors(valid.images)[0]))
+    print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
+    for s in SETTINGS:
+        rs = [validation_metrics(train, valid, a, b, **s) for a, b in errs]
+        mean = lambda k: f"{np.mean([r[k] for r in rs]):.1f}"
+        per = ' '.join(f"{r['image_auroc']:.0f}" for r in rs)
+        name = s or 'mtlmad defaults (k=10, erode=3, sigma=2, floor=0.25, ref_sigma=1)'
+        print(f"| {name} | {mean('image_auroc')} | {mean('pixel_auroc')} | {mean('aupro')} | {per} |", flush=True)
+
+
+if __name__ == '__main__': main()
