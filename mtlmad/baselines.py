@@ -260,7 +260,7 @@ class NearestNormalBaseline:
 # %% ../nbs/11_baselines.ipynb #04fae143
 BASELINES = {b.name: b for b in (AutoencoderBaseline, DeepSVDDBaseline)}
 
-def fit_baseline(name: str, # 'autoencoder' or 'deepsvdd'
+def fit_baseline(name: str, # 'autoencoder', 'deepsvdd' or 'nearest' (no learning)
                  images: torch.Tensor, # normal training images (N,C,S,S) in [0,1]
                  epochs: int | None = None, # None: the baseline's default (100 for both)
                  batch_size: int = 16,
@@ -275,6 +275,7 @@ def fit_baseline(name: str, # 'autoencoder' or 'deepsvdd'
     if name == 'cutpaste':
         raise ValueError("baseline 'cutpaste' is not part of mtlmad.baselines: trained from scratch on small data its "
                          f"classifier stays at chance (see the baselines notebook); known baselines: {sorted(BASELINES)}")
+    if name == 'nearest': return NearestNormalBaseline(**kw).fit(images)   # no learning: nothing to train
     if name not in BASELINES: raise ValueError(f'unknown baseline {name!r}; known baselines: {sorted(BASELINES)}')
     images = _check_images(images, 'training images')
     seed_everything(seed)
