@@ -45,11 +45,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_lab(tmp: Path):
-    "JupyterLab serving a copy of the explorer notebook; returns (process, url, log path)."
+def _start_lab(tmp: Path, notebook: str = 'explorer.ipynb'):
+    "JupyterLab serving a copy of `notebook` (from tests/browser, with the stand-ins); returns (process, url, log path)."
     work, cfg = tmp / 'lab', tmp / 'jupyter'
     work.mkdir(); cfg.mkdir()
-    for f in ('explorer.ipynb', 'explorer_standins.py'): shutil.copy(HERE / f, work / f)
+    for f in (notebook, 'explorer_standins.py'): shutil.copy(HERE / f, work / f)
     (cfg / 'jupyter_server_config.py').write_text(SERVER_CONFIG)
     news = tmp / 'settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
     news.parent.mkdir(parents=True); news.write_text('{"fetchNews": "false"}')  # no news toast over the page
@@ -69,7 +69,7 @@ def _start_lab(tmp: Path):
         if proc.poll() is not None: break
         try:
             with urllib.request.urlopen(f'{base}/api/status?token={token}', timeout=2) as r:
-                if r.status == 200: return proc, f'{base}/lab/tree/explorer.ipynb?token={token}', log
+                if r.status == 200: return proc, f'{base}/lab/tree/{notebook}?token={token}', log
         except OSError: time.sleep(0.3)
     _stop(proc)
     raise RuntimeError(f'JupyterLab did not start:\n{log.read_text()[-3000:]}')

@@ -4,55 +4,18 @@ Same harness as tests/test_browser.py: JupyterLab on 127.0.0.1 (free port, rando
 holding tests/browser/volume_explorer.ipynb, all cells run from the Run menu. Then 'next' moves one slice (the panels,
 the orthogonal views and the slice readout change) and the threshold slider moves with the keyboard. Leaves a
 screenshot in test-artifacts/volume_explorer.png. Skipped where /usr/bin/chromium or nibabel is missing."""
-import os
-import secrets
-import shutil
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, SERVER_CONFIG, _free_port, _run_all, _stop, _wait_all_done
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _run_all, _start_lab, _stop, _wait_all_done
 
 ROOT = Path(__file__).resolve().parents[1]
-HERE = Path(__file__).resolve().parent / 'browser'
 SHOT = ROOT / 'test-artifacts' / 'volume_explorer.png'
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f'{CHROMIUM} is missing: install Debian chromium')
 nib = pytest.importorskip('nibabel', reason='the volumes extra is not installed (pip install "mtlmad[volumes]")')
-
-
-def _start_lab(tmp: Path):
-    "JupyterLab serving a copy of the volume explorer notebook; returns (process, url, log path)."
-    work, cfg = tmp / 'lab', tmp / 'jupyter'
-    work.mkdir(); cfg.mkdir()
-    for f in ('volume_explorer.ipynb', 'explorer_standins.py'): shutil.copy(HERE / f, work / f)
-    (cfg / 'jupyter_server_config.py').write_text(SERVER_CONFIG)
-    news = tmp / 'settings' / '@jupyterlab' / 'apputils-extension' / 'notification.jupyterlab-settings'
-    news.parent.mkdir(parents=True); news.write_text('{"fetchNews": "false"}')
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
-               JUPYTER_CONFIG_DIR=str(cfg), JUPYTER_RUNTIME_DIR=str(tmp / 'runtime'), IPYTHONDIR=str(tmp / 'ipython'),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp / 'settings'), JUPYTERLAB_WORKSPACES_DIR=str(tmp / 'workspaces'),
-               MPLBACKEND='Agg', OMP_NUM_THREADS='1')
-    log = tmp / 'lab.log'
-    proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--ServerApp.ip=127.0.0.1',
-                             f'--ServerApp.port={port}', '--ServerApp.port_retries=0', f'--IdentityProvider.token={token}',
-                             f'--ServerApp.root_dir={work}'],
-                            cwd=work, env=env, stdout=log.open('wb'), stderr=subprocess.STDOUT, start_new_session=True)
-    base = f'http://127.0.0.1:{port}'
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        if proc.poll() is not None: break
-        try:
-            with urllib.request.urlopen(f'{base}/api/status?token={token}', timeout=2) as r:
-                if r.status == 200: return proc, f'{base}/lab/tree/volume_explorer.ipynb?token={token}', log
-        except OSError: time.sleep(0.3)
-    _stop(proc)
-    raise RuntimeError(f'JupyterLab did not start:\n{log.read_text()[-3000:]}')
 
 
 def _srcs(page) -> tuple:
@@ -72,7 +35,7 @@ def _wait_change(page, old: tuple, which=(0, 1, 2), timeout=20) -> tuple:
 def test_volume_explorer_in_jupyterlab(tmp_path):
     sync_api = pytest.importorskip('playwright.sync_api', reason='the playwright package is not installed (pip install playwright)')
     t0 = time.monotonic()
-    proc, url, log = _start_lab(tmp_path)
+    proc, url, log = _start_lab(tmp_path, 'volume_explorer.ipynb')
     try:
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
