@@ -12,22 +12,20 @@ import torch
 
 from mtlmad.evaluate import load_split
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
-from mtlmad.score import (Scorer, TaskNorm, foreground_masks, image_thumbs, make_reference, local_z, mask_outside,
-                          region_max, gaussian_blur, fuse_maps)
+from mtlmad.score import (Scorer, TaskNorm, calibrated_errors, foreground_masks, fuse_maps, fuse_scores, image_thumbs,
+                          make_reference)
 
 SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
             dict(floor=0.1), dict(floor=0.5), dict(ref_sigma=0), dict(ref_sigma=2)]
 
 
 def validation_metrics(train, valid, e_train, e_valid, k=10, erode=3, sigma=2.0, floor=0.25, ref_sigma=1.0) -> dict:
-    "Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's)."
-    fg_v, normal = foreground_masks(valid.images, erode), valid.labels == 0
-    ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images))
-    ref['floor'] = {t: v * floor / 0.25 for t, v in ref['floor'].items()}
-    z = {t: mask_outside(m, fg_v) for t, m in local_z(e_valid, image_thumbs(valid.images), ref, k, ref_sigma).items()}
-    score = {t: region_max(gaussian_blur(m, sigma), fg_v) for t, m in z.items()}
-    norms = {t: TaskNorm.from_errors(score[t][normal], z[t][normal][fg_v[normal]]) for t in z}
-    m = image_metrics(valid.labels, np.mean([norms[t].z_score(score[t]) for t in z], 0))
+    "Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's), as `Scorer` computes them."
+    normal = valid.labels == 0
+    ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images), floor=floor)
+    z, score, fg = calibrated_errors(e_valid, valid.images, ref, k, sigma, erode, ref_sigma)
+    norms = {t: TaskNorm.from_errors(score[t][normal], z[t][normal][fg[normal]]) for t in z}
+    m = image_metrics(valid.labels, fuse_scores(score, norms, 'mean'))
     m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, list(z), sigma)))
     return as_percent(m)
 

@@ -18,7 +18,8 @@ from scipy import ndimage
 
 # %% auto #0
 __all__ = ['task_errors', 'TaskNorm', 'gaussian_blur', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside',
-           'region_max', 'image_thumbs', 'make_reference', 'local_z', 'Prediction', 'ScoreResult', 'Scorer']
+           'region_max', 'image_thumbs', 'make_reference', 'local_z', 'calibrated_errors', 'Prediction', 'ScoreResult',
+           'Scorer']
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
@@ -139,10 +140,11 @@ def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference 
                    thumbs: np.ndarray, # (N, D) their thumbnails
                    fg: np.ndarray, # (N,S,S) their foregrounds
                    scale: int = 2, # the reference maps are kept at 1/scale resolution (they are smooth)
+                   floor: float = 0.25, # the spread's floor, as a fraction of the task's spread over all foreground pixels
                   ) -> dict:
     "The per-location reference: thumbnails, downsampled error maps, and a floor for each task's spread."
     small = {t: F.avg_pool2d(torch.as_tensor(m)[:, None], scale)[:, 0].half() for t, m in maps.items()}
-    floor = {t: float(0.25 * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
+    floor = {t: float(floor * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
     return {'thumbs': torch.as_tensor(thumbs), 'maps': small, 'floor': floor}
 
 def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
@@ -164,6 +166,21 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
         up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
         out[t] = ((m - up(mu)) / up(sd)).astype(np.float32)
     return out
+
+def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `images`
+                      images: torch.Tensor, # (N,C,S,S) the images
+                      reference: dict | None = None, # from `make_reference`; None: no per-location calibration
+                      k: int = 10, # similar reference images per image
+                      sigma: float = 2.0, # smoothing of the maps before their maximum is taken as the score
+                      erode: int = 3, # see `foreground_masks`
+                      ref_sigma: float = 1.0, # see `local_z`
+                      foreground_only: bool = True, # False: every pixel counts
+                     ) -> tuple[dict, dict, np.ndarray]:
+    "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
+    fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
+    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma)
+    maps = {t: mask_outside(m, fg) for t, m in maps.items()}
+    return maps, {t: region_max(gaussian_blur(m, sigma), fg) for t, m in maps.items()}, fg
 
 # %% ../nbs/06_score.ipynb #16963440
 @dataclass
@@ -244,14 +261,17 @@ class Scorer:
         cat = lambda d: {t: np.concatenate(v) for t, v in d.items()}
         return cat(maps), cat(scores), cat(gates)
 
+    def _parts(self, images, batch_size=16, progress=False) -> tuple[dict, dict, dict, np.ndarray]:
+        "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel)."
+        maps, scores, gates = self.errors(images, batch_size, progress)
+        if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
+            return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
+        maps, scores, fg = calibrated_errors(maps, images, self.reference, self.k, self.sigma, foreground_only=self.foreground_only)
+        return maps, scores, gates, fg
+
     def raw(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
         "Per-task maps (N,S,S) and scores (N,), calibrated per location when the scorer has a reference, and gates."
-        maps, scores, gates = self.errors(images, batch_size, progress)
-        if self.reference is None and not self.foreground_only: return maps, scores, gates
-        fg = foreground_masks(images) if self.foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
-        if self.reference is not None: maps = local_z(maps, image_thumbs(images), self.reference, self.k)
-        maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-        return maps, {t: region_max(gaussian_blur(m, self.sigma), fg) for t, m in maps.items()}, gates
+        return self._parts(images, batch_size, progress)[:3]
 
     def calibrate(self, normal_images: torch.Tensor, # held-out normal images: the scale of each task's errors
                   reference_images: torch.Tensor | None = None, # normal images whose errors calibrate each location
@@ -263,8 +283,7 @@ class Scorer:
             if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
             maps, _, _ = self.errors(reference_images, batch_size)
             self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images))
-        maps, scores, _ = self.raw(normal_images, batch_size)
-        fg = foreground_masks(normal_images) if self.foreground_only else np.ones(maps[self.tasks and next(iter(self.tasks))].shape, bool)
+        maps, scores, _, fg = self._parts(normal_images, batch_size)
         self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
         return self.norms
 
