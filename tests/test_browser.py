@@ -5,6 +5,7 @@ tests/browser/explorer.ipynb, runs all its cells from the Run menu, waits for th
 threshold slider with the keyboard and clicks 'next', checking each time that the panel image changed.
 Leaves a screenshot in test-artifacts/explorer.png. Skipped only where /usr/bin/chromium is missing."""
 import base64
+import contextlib
 import os
 import re
 import secrets
@@ -129,45 +130,52 @@ def _wait_all_done(page, timeout=60):
     raise AssertionError(f'cells still running or not run: {_prompts(page)}')
 
 
-def test_explorer_in_jupyterlab(tmp_path):
+@contextlib.contextmanager
+def lab_page(tmp: Path, notebook: str = 'explorer.ipynb', height: int = 1000):
+    "A Chromium page on `notebook` in a fresh JupyterLab, all its cells started; a failure carries the server's log."
     sync_api = pytest.importorskip('playwright.sync_api', reason='the playwright package is not installed (pip install playwright)')
-    t0 = time.monotonic()
-    proc, url, log = _start_lab(tmp_path)
+    proc, url, log = _start_lab(tmp, notebook)
     try:
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
-                page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+                page = browser.new_page(viewport={'width': 1400, 'height': height})
                 page.set_default_timeout(45_000)
                 page.goto(url)
                 page.wait_for_selector('.jp-NotebookPanel .jp-Cell .jp-InputArea')
                 page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
                 _run_all(page)
-                page.wait_for_selector('img.mtlmad-panels[src]', timeout=60_000)
-                _wait_all_done(page)
-                src0, png0 = _png(page)
-                assert png0[:8] == b'\x89PNG\r\n\x1a\n' and len(png0) > 1000
-                assert page.get_by_text('model on').first.is_visible()
-
-                readout = page.locator('.mtlmad-threshold .widget-readout')
-                before = readout.inner_text()
-                handle = page.locator('.mtlmad-threshold .noUi-handle')
-                handle.focus(); page.keyboard.press('Home')  # lowest threshold: most of the map outlined
-                src1, png1 = _wait_change(page, src0)
-                assert png1 != png0 and readout.inner_text() != before
-
-                page.locator('button.mtlmad-next').click()
-                src2, png2 = _wait_change(page, src1)
-                assert png2 != png1 and src2 != src1
-                assert page.locator('.widget-slider:has-text("image") .widget-readout').first.inner_text().strip() == '1'
-
-                SHOT.parent.mkdir(exist_ok=True)
-                page.screenshot(path=str(SHOT), full_page=True)
+                yield page
             finally:
                 browser.close()
     except Exception as e:
         raise AssertionError(f'{e}\n--- JupyterLab log (tail) ---\n{log.read_text()[-3000:]}') from e
     finally:
         _stop(proc)
+
+
+def test_explorer_in_jupyterlab(tmp_path):
+    t0 = time.monotonic()
+    with lab_page(tmp_path, height=1000) as page:
+        page.wait_for_selector('img.mtlmad-panels[src]', timeout=60_000)
+        _wait_all_done(page)
+        src0, png0 = _png(page)
+        assert png0[:8] == b'\x89PNG\r\n\x1a\n' and len(png0) > 1000
+        assert page.get_by_text('model on').first.is_visible()
+
+        readout = page.locator('.mtlmad-threshold .widget-readout')
+        before = readout.inner_text()
+        handle = page.locator('.mtlmad-threshold .noUi-handle')
+        handle.focus(); page.keyboard.press('Home')  # lowest threshold: most of the map outlined
+        src1, png1 = _wait_change(page, src0)
+        assert png1 != png0 and readout.inner_text() != before
+
+        page.locator('button.mtlmad-next').click()
+        src2, png2 = _wait_change(page, src1)
+        assert png2 != png1 and src2 != src1
+        assert page.locator('.widget-slider:has-text("image") .widget-readout').first.inner_text().strip() == '1'
+
+        SHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(SHOT), full_page=True)
     assert SHOT.stat().st_size > 10_000
     assert time.monotonic() - t0 < 120

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _run_all, _start_lab, _stop, _wait_all_done
+from test_browser import CHROMIUM, _wait_all_done, lab_page
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOT = ROOT / 'test-artifacts' / 'volume_explorer.png'
@@ -33,48 +33,31 @@ def _wait_change(page, old: tuple, which=(0, 1, 2), timeout=20) -> tuple:
 
 
 def test_volume_explorer_in_jupyterlab(tmp_path):
-    sync_api = pytest.importorskip('playwright.sync_api', reason='the playwright package is not installed (pip install playwright)')
     t0 = time.monotonic()
-    proc, url, log = _start_lab(tmp_path, 'volume_explorer.ipynb')
-    try:
-        with sync_api.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={'width': 1400, 'height': 1100})
-                page.set_default_timeout(45_000)
-                page.goto(url)
-                page.wait_for_selector('.jp-NotebookPanel .jp-Cell .jp-InputArea')
-                page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]')
-                _run_all(page)
-                page.wait_for_selector('img.mtlmad-volume-curve[src]', timeout=60_000)
-                _wait_all_done(page)
-                s0 = _srcs(page)
-                assert all(s0), 'the three images are drawn'
-                assert page.get_by_text('model ran on').first.is_visible()
-                readout = page.locator('.widget-slider:has-text("axial slice") .widget-readout').first
-                k0 = int(readout.inner_text().strip())
+    with lab_page(tmp_path, 'volume_explorer.ipynb', height=1100) as page:
+        page.wait_for_selector('img.mtlmad-volume-curve[src]', timeout=60_000)
+        _wait_all_done(page)
+        s0 = _srcs(page)
+        assert all(s0), 'the three images are drawn'
+        assert page.get_by_text('model ran on').first.is_visible()
+        readout = page.locator('.widget-slider:has-text("axial slice") .widget-readout').first
+        k0 = int(readout.inner_text().strip())
 
-                page.locator('button.mtlmad-volume-next').click()
-                s1 = _wait_change(page, s0)  # the slice, the views and the marked curve all follow
-                assert int(readout.inner_text().strip()) == k0 + 1
+        page.locator('button.mtlmad-volume-next').click()
+        s1 = _wait_change(page, s0)  # the slice, the views and the marked curve all follow
+        assert int(readout.inner_text().strip()) == k0 + 1
 
-                th = page.locator('.mtlmad-volume-threshold .widget-readout')
-                before = th.inner_text()
-                page.locator('.mtlmad-volume-threshold .noUi-handle').focus(); page.keyboard.press('Home')
-                _wait_change(page, s1, which=(0, 1))
-                assert th.inner_text() != before
+        th = page.locator('.mtlmad-volume-threshold .widget-readout')
+        before = th.inner_text()
+        page.locator('.mtlmad-volume-threshold .noUi-handle').focus(); page.keyboard.press('Home')
+        _wait_change(page, s1, which=(0, 1))
+        assert th.inner_text() != before
 
-                page.locator('button.mtlmad-volume-next').click(); page.wait_for_timeout(300)
-                page.locator('.mtlmad-volume-threshold .noUi-handle').focus(); page.keyboard.press('End')
-                page.wait_for_timeout(800)
-                SHOT.parent.mkdir(exist_ok=True)
-                page.locator('.jp-OutputArea-output').last.screenshot(path=str(SHOT))
-                page.screenshot(path=str(SHOT.with_name('volume_explorer_page.png')), full_page=True)
-            finally:
-                browser.close()
-    except Exception as e:
-        raise AssertionError(f'{e}\n--- JupyterLab log (tail) ---\n{log.read_text()[-3000:]}') from e
-    finally:
-        _stop(proc)
+        page.locator('button.mtlmad-volume-next').click(); page.wait_for_timeout(300)
+        page.locator('.mtlmad-volume-threshold .noUi-handle').focus(); page.keyboard.press('End')
+        page.wait_for_timeout(800)
+        SHOT.parent.mkdir(exist_ok=True)
+        page.locator('.jp-OutputArea-output').last.screenshot(path=str(SHOT))
+        page.screenshot(path=str(SHOT.with_name('volume_explorer_page.png')), full_page=True)
     assert SHOT.stat().st_size > 10_000
     assert time.monotonic() - t0 < 120
