@@ -12,7 +12,7 @@ image), 'foreground' (the same, foreground only), 'local' (per-location calibrat
 training normals, foreground only: the default). Validation (the valid split: held-out normals and their lesioned
 copies) and test figures are both written, one JSON line per model and scoring, so every row of the ablation
 table can be traced to its command. Choices are made on validation; test is only reported."""
-import argparse, json, os, sys, time
+import argparse, functools, json, os, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +36,15 @@ def evaluate(scorer, es) -> dict:
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def splits(data: Path, size: int, channels: int) -> tuple:
+    "The train (normals), valid and test splits, read once per data folder and size."
+    return tuple(load_split(data, s, size, channels, normal_only=s == 'train') for s in ('train', 'valid', 'test'))
+
+
 def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fusion_tasks=None):
     "Score one trained model on the valid and test splits with each scoring; append a log line for each."
-    size = model.cfg.image_size
-    train, valid, test = (load_split(data, s, size, model.cfg.channels, normal_only=s == 'train') for s in ('train', 'valid', 'test'))
+    train, valid, test = splits(data, model.cfg.image_size, model.cfg.channels)
     for scoring in scorings.split(','):
         if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
         sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole', fusion_tasks=fusion_tasks or model.cfg.fused)
@@ -103,7 +108,7 @@ def main():
         except json.JSONDecodeError: over[k] = v
     for seed in [int(s) for s in a.seeds.split(',')]:
         cfg = MTLConfig(seed=seed).replace(**over)
-        train = load_split(data, 'train', cfg.image_size, cfg.channels, normal_only=True)
+        train = splits(data, cfg.image_size, cfg.channels)[0]
         t0 = time.time()
         res = fit(cfg, train.images, progress=False, device='cpu')
         rec = dict(name=a.name, seed=seed, config=over, fit_s=round(time.time() - t0, 1), steps=cfg.total_steps(len(train)),

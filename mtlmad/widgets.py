@@ -248,7 +248,8 @@ def _build(self):
                              description='show', disabled=self.labels is None, layout=lay('200px'))
     self.sort = W.Dropdown(options=[('index', 'index'), ('score ↓', 'desc'), ('score ↑', 'asc')], value='index',
                            description='sort', layout=lay('200px'))
-    self.task_toggles = {t: W.ToggleButton(value=t in getattr(self.scorer, 'fusion_tasks', self.tasks), description=t, tooltip=f'{t} enters the fused score and map',
+    on = self.scorer.fusion_tasks   # the run's fused tasks start switched on
+    self.task_toggles = {t: W.ToggleButton(value=t in on, description=t, tooltip=f'{t} enters the fused score and map',
                                            icon='check', layout=lay('auto')) for t in self.tasks}
     lo, hi = self._th_range
     self.threshold = W.FloatSlider(self._th0, min=lo, max=hi, step=(hi - lo) / 200, description='threshold',
