@@ -16,6 +16,8 @@ STAMP := $(BIN)/../.mtlmad-installed
 # nbdev_test flags: `slow` cells run too; `cuda` cells run only where a GPU is present.
 TEST_FLAGS ?= slow $(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else '')" 2>/dev/null)
 DEMO_DIR ?= demo_runs
+# `make execute` runs these notebooks (default: all of nbs/).
+NB ?=
 # Two notebooks run at once under nbdev_test: one torch thread each, or their thread pools fight over the cores.
 NBTEST := OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2
 
@@ -50,6 +52,12 @@ test: setup  ## every check: sync, notebooks, pytest
 	$(NBTEST) --flags "$(TEST_FLAGS)" --timing
 	$(PY) -m pytest tests -q
 
+execute: setup  ## run every notebook and save its outputs (figures) in place; NB=nbs/06_score.ipynb for one
+	OMP_NUM_THREADS=1 $(PY) tools/execute_notebooks.py $(NB)
+
+docs: setup  ## build the HTML site from the executed notebooks into _docs/
+	$(PY) tools/build_docs.py
+
 wheel: setup  ## build the sdist and wheel, then try the wheel in a brand-new venv outside the repository
 	$(PY) tools/smoke_wheel.py
 
@@ -59,4 +67,4 @@ export: setup  ## export notebooks to the package and rebuild README.md (no chec
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build dist *.egg-info _proc _docs $(DEMO_DIR)
 
-.PHONY: help setup demo sync nbtest pytest test wheel export clean
+.PHONY: help setup demo sync nbtest pytest test execute docs wheel export clean

@@ -20,7 +20,8 @@ import torch
 
 from mtlmad.core import MTLConfig
 from mtlmad.datasets import make_demo_data
-from mtlmad.evaluate import load_split, task_metrics
+from mtlmad.datasets import load_split
+from mtlmad.jobs import task_metrics
 from mtlmad.metrics import as_percent, image_metrics
 from mtlmad.score import Scorer
 from mtlmad.train import fit

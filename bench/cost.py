@@ -24,7 +24,7 @@ from mtlmad.datasets import load_brain_mri
 from mtlmad.moe import MTLModel
 from mtlmad.score import task_errors
 from mtlmad.tasks import make_task
-from mtlmad.train import throughput
+from throughput import throughput
 
 
 def mri_batch(n: int, size: int) -> torch.Tensor:

@@ -14,11 +14,12 @@ import torch
 
 from mtlmad.core import MTLConfig, get_device
 from mtlmad.datasets import make_demo_data
-from mtlmad.evaluate import load_split, train_run, evaluate_run
+from mtlmad.datasets import load_split
+from mtlmad.jobs import train_run, evaluate_run
 from mtlmad.moe import MTLModel
 from mtlmad.score import Scorer
 from mtlmad.tasks import make_task
-from mtlmad.train import throughput
+from throughput import throughput
 
 
 def _sync(dev):

@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from mtlmad.datasets import find_samples, AnomalyDataset
 from mtlmad.core import MTLConfig
-from mtlmad.train import train_source
+from mtlmad.datasets import train_source
 root, how = sys.argv[1], sys.argv[2]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 n = 0

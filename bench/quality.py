@@ -30,7 +30,8 @@ import torch
 
 from mtlmad.core import MTLConfig, ALL_TASKS, DEFAULT_TASKS, get_device, seed_everything
 from mtlmad.datasets import make_demo_data
-from mtlmad.evaluate import load_split, task_metrics, reference_subset
+from mtlmad.datasets import load_split
+from mtlmad.jobs import task_metrics, reference_subset
 from mtlmad.metrics import summarise, format_summary, as_percent
 from mtlmad.moe import MTLModel
 from mtlmad.score import Scorer

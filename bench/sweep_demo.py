@@ -12,7 +12,8 @@ import numpy as np
 
 from mtlmad.core import MTLConfig
 from mtlmad.datasets import make_demo_data
-from mtlmad.evaluate import train_run, evaluate_run, open_scorer, load_split, task_metrics
+from mtlmad.jobs import train_run, evaluate_run, open_scorer, task_metrics
+from mtlmad.datasets import load_split
 
 CONFIGS = {
     'default': {},

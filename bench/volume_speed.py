@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from mtlmad.core import MTLConfig
-from mtlmad.evaluate import train_run, open_scorer
+from mtlmad.jobs import train_run, open_scorer
 from mtlmad.volumes import brain_mri_volume, read_volume, score_volume, write_map, volumes_to_dataset, require
 
 

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import get_device, seed_everything
-from .score import gaussian_blur
+from .ops import check_images, gaussian_blur
 from .metrics import image_metrics, pixel_metrics
 
 # %% auto #0
@@ -92,18 +92,6 @@ def top_mean(maps: np.ndarray, # anomaly maps (N,H,W)
     return np.sort(flat, axis=1)[:, -k:].mean(1)
 
 # %% ../nbs/11_baselines.ipynb #a1e8ea56
-def _check_images(images, what: str = 'images') -> torch.Tensor:
-    "Check a batch of images (N,C,S,S) in [0,1]; returns it as float32."
-    if not isinstance(images, torch.Tensor): raise TypeError(f'{what} must be a torch.Tensor (N,C,S,S), got {type(images).__name__}')
-    if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
-        raise ValueError(f'{what} must have shape (N,C,S,S) with square S x S images, got {tuple(images.shape)}')
-    if len(images) == 0: raise ValueError(f'{what}: no images (N = 0)')
-    images = images.float()
-    if not torch.isfinite(images).all(): raise ValueError(f'{what} hold NaN or Inf values')
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-4 or hi > 1 + 1e-4: raise ValueError(f'{what} must be in [0,1], got values in [{lo:.3g}, {hi:.3g}]')
-    return images
-
 def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     "Random left-right flips and a +-10% brightness gain, per image."
     flip = torch.rand(len(x), generator=g) < 0.5
@@ -134,7 +122,7 @@ class Baseline:
     def raw_maps(self, x: torch.Tensor) -> torch.Tensor: raise NotImplementedError
 
     def _check(self, images, what: str) -> torch.Tensor:
-        images = _check_images(images, what)
+        images = check_images(images, what, values=True).float()
         want = (self.channels, self.image_size, self.image_size)
         if tuple(images.shape[1:]) != want:
             raise ValueError(f'{what} are {tuple(images.shape[1:])} each; this {self.name} baseline works on {want}')
@@ -241,7 +229,7 @@ class NearestNormalBaseline:
 
     def fit(self, images: torch.Tensor, *args, **kw) -> 'NearestNormalBaseline':
         "Keep the normal training images (N,C,S,S); nothing is trained."
-        images = _check_images(images, 'training images')
+        images = check_images(images, 'training images', values=True).float()
         if len(images) < self.k: raise ValueError(f'nearest: needs at least k={self.k} normal training images, got {len(images)}')
         self.normals = images.float().cpu()
         return self
@@ -250,7 +238,7 @@ class NearestNormalBaseline:
     def score(self, images: torch.Tensor, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
         "Image scores (N,) and smoothed residual maps (N,S,S)."
         if self.normals is None: raise RuntimeError('nearest: call fit(normal training images) first')
-        images = _check_images(images, 'images').float().cpu()
+        images = check_images(images, 'images', values=True).float().cpu()
         if images.shape[1:] != self.normals.shape[1:]: raise ValueError(f'images are {tuple(images.shape[1:])} each; the normals are {tuple(self.normals.shape[1:])}')
         d = torch.cdist(images.flatten(1), self.normals.flatten(1))
         ref = self.normals[d.topk(self.k, largest=False).indices].mean(1)
@@ -277,7 +265,7 @@ def fit_baseline(name: str, # 'autoencoder', 'deepsvdd' or 'nearest' (no learnin
                          f"classifier stays at chance (see the baselines notebook); known baselines: {sorted(BASELINES)}")
     if name == 'nearest': return NearestNormalBaseline(**kw).fit(images)   # no learning: nothing to train
     if name not in BASELINES: raise ValueError(f'unknown baseline {name!r}; known baselines: {sorted(BASELINES)}')
-    images = _check_images(images, 'training images')
+    images = check_images(images, 'training images', values=True).float()
     seed_everything(seed)
     b = BASELINES[name](images.shape[1], images.shape[-1], device=device, **kw)
     return b.fit(images, epochs, batch_size, lr, seed, augment, progress)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #e8880d67
 from __future__ import annotations
-import argparse, json, sys
+import argparse, sys
 from pathlib import Path
 
 import mtlmad
@@ -38,7 +38,7 @@ def _config_from_args(a, base=None):
 def _demo_config(a):
     "The demo's schedule (the short one with --quick), with the command-line options applied."
     from mtlmad.core import MTLConfig
-    from mtlmad.evaluate import DEMO_CONFIG, QUICK_CONFIG
+    from mtlmad.jobs import DEMO_CONFIG, QUICK_CONFIG
     return _config_from_args(a, MTLConfig(**(QUICK_CONFIG if a.quick else DEMO_CONFIG)))
 
 def make_parser() -> argparse.ArgumentParser:
@@ -95,14 +95,14 @@ def _run(a) -> int:
         print(f'demo dataset written to {out}')
         return 0
     cfg = _demo_config(a) if a.command == 'demo' else None  # bad options fail before any work
-    from mtlmad import evaluate as ev
+    from mtlmad import jobs
     if a.command == 'train': return _train(a)
     elif a.command == 'evaluate':
-        ev.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device)
+        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device)
     elif a.command == 'predict':
         _predict(a)
     elif a.command == 'demo':
-        ev.run_demo(a.out, cfg, quick=a.quick, device=a.device, keep_skull=a.keep_skull)
+        jobs.run_demo(a.out, cfg, quick=a.quick, device=a.device, keep_skull=a.keep_skull)
     return 0
 
 _CONFIG_OPTIONS = ('config', 'steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'tasks', 'seed')
@@ -110,23 +110,22 @@ _CONFIG_OPTIONS = ('config', 'steps', 'epochs', 'image_size', 'batch_size', 'wid
 def _train_setup(a):
     "The run folder, data folder and config of `mtlmad train` (new or resumed)."
     from mtlmad.core import MTLConfig
-    from mtlmad.train import read_checkpoint
+    from mtlmad.checkpoint import checkpoint_path, read_checkpoint, run_data
     if not a.resume:
         if a.out is None: raise ValueError('train needs --out RUN (or --resume RUN to continue a stopped run)')
         return a.out, a.data, _config_from_args(a)
     given = [o for o in _CONFIG_OPTIONS if getattr(a, o, None) is not None]
     if given: raise ValueError(f'--resume takes the config from the checkpoint; drop {", ".join("--" + o.replace("_", "-") for o in given)}')
     if a.out is not None and a.out.resolve() != a.resume.resolve(): raise ValueError('--resume continues the run in its own folder; leave out --out')
-    if not (a.resume / 'model.pt').is_file(): raise FileNotFoundError(f'{a.resume}: no checkpoint to resume from (no model.pt); start a new run with --out')
-    rec = a.resume / 'train_args.json'
-    data = a.data or (Path(json.loads(rec.read_text())['data']) if rec.is_file() else None)
-    return a.resume, data, MTLConfig.from_dict(read_checkpoint(a.resume)['config'], source=f'{a.resume}/model.pt config')
+    ck = checkpoint_path(a.resume)
+    if not ck.is_file(): raise FileNotFoundError(f'{a.resume}: no checkpoint to resume from (no {ck.name}); start a new run with --out')
+    return a.resume, a.data or run_data(a.resume), MTLConfig.from_dict(read_checkpoint(ck)['config'], source=f'{ck} config')
 
 def _train(a) -> int:
     "`mtlmad train` in one process, or in each of several started by torchrun (rank 0 writes the files)."
-    from mtlmad import evaluate as ev
+    from mtlmad import jobs
     from mtlmad.datasets import make_demo_data
-    from mtlmad.train import init_distributed, dist_info
+    from mtlmad.distributed import init_distributed, dist_info
     out, data, cfg = _train_setup(a)
     ddp = init_distributed(a.device)
     try:
@@ -137,12 +136,9 @@ def _train(a) -> int:
             data = out / 'data'
             if rank == 0 and not (a.resume and (data / 'dataset.json').is_file()):
                 make_demo_data(data, image_size=cfg.image_size, seed=cfg.seed, overwrite=True)
-        if rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / 'train_args.json').write_text(json.dumps({'data': str(Path(data).resolve())}) + '\n')
         if ddp: torch_dist().barrier()
         kw = {k: v for k, v in (('resume', bool(a.resume)), ('checkpoint_every', a.checkpoint_every)) if v}
-        ev.train_run(data, out, cfg, device=a.device, progress=rank == 0, **kw)
+        jobs.train_run(data, out, cfg, device=a.device, progress=rank == 0, **kw)
     finally:
         if ddp: torch_dist().destroy_process_group()
     return 0
@@ -177,17 +173,17 @@ def _volume_dataset(src, out, cfg, axis):
 
 def _predict(a):
     "Image files through `predict_files`; volumes (NIfTI files, DICOM folders) each through `predict_volume`."
-    from mtlmad import evaluate as ev
+    from mtlmad import jobs
     from mtlmad.volumes import is_volume, read_volume, predict_volume, volume_stem
     vols = [p for p in a.images if is_volume(p)]
     imgs = [p for p in a.images if p not in vols]
     bad = [p for p in imgs if p.is_dir()]
     if bad: raise ValueError(f'{bad[0]}: a folder without DICOM files; predict takes image files, NIfTI files and DICOM series folders')
-    if imgs: ev.predict_files(a.run, imgs, a.out, device=a.device)
+    if imgs: jobs.predict_files(a.run, imgs, a.out, device=a.device)
     scorer = None
     for p in vols:
         vol = read_volume(p)  # a bad volume fails before the run is opened or anything written
-        scorer = scorer or ev.open_scorer(a.run, a.device)
+        scorer = scorer or jobs.open_scorer(a.run, a.device)
         vs = predict_volume(scorer, vol, a.out, axis=a.axis, task_maps=a.task_maps, sigma_z=a.sigma_z)
         print(f'{p}: volume score {vs.score:.3f} ({len(vs.scored)} {vs.axis} slices, {vs.seconds:.1f} s on {vs.device}); '
               f'map {a.out / (volume_stem(p) + "_anomaly.nii.gz")}' + (' (DICOM in, NIfTI out)' if vol.kind == 'dicom' else ''))

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from .core import get_device
-from .tasks.base import gaussian_blur as _blur, foreground
+from .ops import check_images, gaussian_blur, foreground
 from scipy import ndimage
 
 # %% auto #0
-__all__ = ['task_errors', 'TaskNorm', 'gaussian_blur', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside',
-           'region_max', 'image_thumbs', 'make_reference', 'local_z', 'calibrated_errors', 'Prediction', 'ScoreResult',
-           'Scorer']
+__all__ = ['task_errors', 'TaskNorm', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside', 'region_max',
+           'image_thumbs', 'make_reference', 'local_z', 'calibrated_errors', 'Prediction', 'ScoreResult', 'Scorer']
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
@@ -68,16 +67,6 @@ class TaskNorm:
         return (np.searchsorted(ref, s, 'left') + np.searchsorted(ref, s, 'right')) / (2 * len(ref))
 
 # %% ../nbs/06_score.ipynb #2cba754f
-def gaussian_blur(maps: np.ndarray, # (N,H,W) or (H,W)
-                  sigma: float = 2.0, # in pixels; 0 leaves the maps as they are
-                 ) -> np.ndarray:
-    "Smooth anomaly maps (numpy in, numpy out) with the tasks' separable Gaussian."
-    m = torch.as_tensor(np.asarray(maps, np.float32))
-    squeeze = m.ndim == 2
-    x = (m[None] if squeeze else m)[:, None]
-    out = _blur(x, sigma)[:, 0].numpy()
-    return out[0] if squeeze else out
-
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
                 fusion: str = 'mean', # 'mean' of z-scores, 'rank', or 'max' of the fused map
@@ -160,7 +149,7 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
     out = {}
     for t, m in maps.items():
         r = reference['maps'][t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
-        mu = _blur(r.mean(1, keepdim=True), sigma); sd = _blur(r.std(1, unbiased=False, keepdim=True), sigma)
+        mu = gaussian_blur(r.mean(1, keepdim=True), sigma); sd = gaussian_blur(r.std(1, unbiased=False, keepdim=True), sigma)
         sd = (sd ** 2 + reference['floor'][t] ** 2).sqrt()
         size = m.shape[-2:]
         up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
@@ -246,8 +235,7 @@ class Scorer:
 
     def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
         "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]."
-        if images.ndim != 4: raise ValueError(f'images must be (N,C,S,S), got shape {tuple(images.shape)}')
-        if not torch.isfinite(images).all(): raise ValueError('images hold NaN or Inf values')
+        check_images(images, values=True)
         maps, scores, gates = {t: [] for t in self.tasks}, {t: [] for t in self.tasks}, {}
         it = _batches(images, batch_size)
         if progress:

@@ -4,6 +4,7 @@
 
 # %% ../nbs/08a_viz.ipynb #a587aeca
 from __future__ import annotations
+import io
 from typing import Sequence
 
 import numpy as np
@@ -11,9 +12,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 from matplotlib import colormaps
 from scipy import ndimage
+from matplotlib.figure import Figure
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image as PILImage, ImageDraw, ImageFont
 
 # %% auto #0
-__all__ = ['to_rgb', 'normalise_map', 'overlay', 'contour_mask', 'draw_contour', 'show_prediction', 'plot_roc', 'case_grid']
+__all__ = ['to_rgb', 'normalise_map', 'overlay', 'contour_mask', 'draw_contour', 'show_prediction', 'plot_roc', 'case_grid',
+           'plot_history', 'render_panels', 'add_titles', 'to_png', 'histogram_background', 'mark_score',
+           'render_histogram', 'render_gates']
 
 # %% ../nbs/08a_viz.ipynb #e5a43b09
 def to_rgb(image: np.ndarray, # (H,W), (H,W,1), (H,W,3) or (C,H,W) in [0,1]
@@ -122,3 +128,140 @@ def case_grid(images: Sequence[np.ndarray], # images in [0,1]
         axs[r, 0].set_ylabel(titles[r] if titles else f'score {p.score:.2f}', fontsize=7)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/08a_viz.ipynb #42e1a758
+def plot_history(history: dict, # `TrainResult.history`
+                 ax=None, # a matplotlib Axes (default: a new figure)
+                 smooth: int = 5, # moving-average window in steps
+                ):
+    "Per-task training losses (moving average) against the step; returns the Axes."
+    from matplotlib.figure import Figure
+    if ax is None: ax = Figure(figsize=(6, 3.5)).subplots()
+    rows = history['train']
+    names = [k for k in (rows[0] if rows else {}) if k not in ('epoch', 'step', 'total', 'aux', 'lr')]
+    for n in names:
+        v = np.array([r[n] for r in rows], float)
+        k = max(1, min(smooth, len(v)))
+        ax.plot(np.arange(k - 1, len(v)), np.convolve(v, np.ones(k) / k, 'valid'), label=n)
+    ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.set_yscale('log'); ax.legend(fontsize=8)
+    return ax
+
+# %% ../nbs/08a_viz.ipynb #60de8540
+_RED, _GREEN = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
+
+def _zoom(a: np.ndarray, z: int) -> np.ndarray:
+    "Nearest-neighbour upscaling of the first two axes by an integer factor."
+    return a if z == 1 else np.repeat(np.repeat(a, z, 0), z, 1)
+
+def render_panels(image: np.ndarray, # the image, (H,W), (H,W,3) or (C,H,W) in [0,1]
+                  fused_map: np.ndarray, # fused anomaly map (H,W)
+                  task_maps: dict, # task -> map (H,W); one panel each, in this order
+                  mask: np.ndarray | None = None, # ground truth (H,W), outlined in green
+                  threshold: float | None = None, # fused-map level whose region is outlined in red
+                  alpha: float = 0.5, # opacity of the maps
+                  map_range: tuple = (None, None), # (vmin, vmax) of the fused map's colours
+                  task_ranges: dict | None = None, # task -> (vmin, vmax) of its colours
+                  zoom: int = 1, # each pixel drawn as zoom x zoom pixels
+                  gap: int = 2, # dark pixels between panels
+                 ) -> np.ndarray:
+    "Image (+ truth and thresholded outline), fused overlay and each task's map side by side, uint8 RGB."
+    rgb = _zoom(to_rgb(image), zoom)
+    fmap = _zoom(np.asarray(fused_map, np.float32), zoom)
+    if fmap.shape != rgb.shape[:2]: raise ValueError(f'fused map shape {np.shape(fused_map)} differs from image shape {to_rgb(image).shape[:2]}')
+    base = rgb if mask is None else draw_contour(rgb, _zoom(np.asarray(mask, bool), zoom), _GREEN)
+    region = None if threshold is None else fmap > threshold
+    panels = [base if region is None else draw_contour(base, region, _RED)]
+    fused = overlay(base, fmap, alpha, *map_range)
+    panels.append(fused if region is None else draw_contour(fused, region, _RED))
+    for t, m in task_maps.items():
+        panels.append(overlay(rgb, _zoom(np.asarray(m, np.float32), zoom), alpha, *(task_ranges or {}).get(t, (None, None))))
+    h, w = rgb.shape[:2]
+    out = np.full((h, len(panels) * (w + gap) - gap, 3), 0.15, np.float32)
+    for k, p in enumerate(panels): out[:, k * (w + gap):k * (w + gap) + w] = p
+    return (out * 255).round().astype(np.uint8)
+
+# %% ../nbs/08a_viz.ipynb #238b3a4f
+def _font(size: int):
+    try: return ImageFont.load_default(size=size)
+    except TypeError: return ImageFont.load_default()  # older Pillow: the fixed bitmap font
+
+def add_titles(rgb: np.ndarray, # uint8 (H,W,3) panels side by side
+               titles: Sequence[str], # one title per panel
+               panel_width: int, # width of one panel in pixels
+               gap: int = 2, # pixels between panels
+               height: int = 16, # of the title strip
+              ) -> np.ndarray:
+    "The panels with a strip of titles above them, uint8 RGB."
+    im = PILImage.new('RGB', (rgb.shape[1], height), (255, 255, 255))
+    draw, font = ImageDraw.Draw(im), _font(max(height - 5, 8))
+    for k, t in enumerate(titles): draw.text((k * (panel_width + gap) + 2, 1), t, fill=(0, 0, 0), font=font)
+    return np.concatenate([np.asarray(im), rgb])
+
+def to_png(rgb: np.ndarray # uint8 (H,W,3) or float in [0,1]
+          ) -> bytes:
+    "PNG bytes of an RGB array."
+    a = np.asarray(rgb)
+    if a.dtype != np.uint8: a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
+    buf = io.BytesIO(); PILImage.fromarray(a).save(buf, format='PNG')
+    return buf.getvalue()
+
+# %% ../nbs/08a_viz.ipynb #e0456dbe
+def _fig_to_rgb(fig: Figure) -> np.ndarray:
+    canvas = FigureCanvasAgg(fig); canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+def histogram_background(scores: np.ndarray, # (N,) fused scores
+                         labels: np.ndarray | None = None, # (N,) 0 normal, 1 anomalous, -1 unknown
+                         size: tuple = (3.4, 2.2), # inches, at 80 dpi
+                        ) -> tuple[np.ndarray, tuple]:
+    "The histogram of normal and anomalous scores, uint8 RGB, and `(a, b, top, bottom)`: pixel x = a * score + b."
+    s = np.asarray(scores, np.float64)
+    fig = Figure(figsize=size, dpi=80); ax = fig.add_subplot()
+    bins = np.histogram_bin_edges(s[np.isfinite(s)], bins=min(30, max(5, len(s) // 3)))
+    if labels is None: ax.hist(s, bins, color='grey', alpha=0.7, label='all')
+    else:
+        lab = np.asarray(labels)
+        for v, name, c in ((0, 'normal', 'tab:blue'), (1, 'anomalous', 'tab:orange'), (-1, 'uploaded', 'tab:grey')):
+            if (lab == v).any(): ax.hist(s[lab == v], bins, color=c, alpha=0.6, label=name)
+    ax.plot([], [], 'k', lw=2, label='this image')
+    ax.set_xlabel('fused score', fontsize=8); ax.tick_params(labelsize=7); ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    rgb = _fig_to_rgb(fig)
+    (x0, y0), (x1, y1) = ax.transData.transform([(bins[0], 0), (bins[-1], ax.get_ylim()[1])])
+    a = (x1 - x0) / max(bins[-1] - bins[0], 1e-12)
+    return rgb, (a, x0 - a * bins[0], rgb.shape[0] - y1, rgb.shape[0] - y0)  # display y runs upwards
+
+def mark_score(rgb: np.ndarray, # a histogram from `histogram_background`
+               xmap: tuple, # its `(a, b, top, bottom)`
+               score: float, # the score to mark
+               color=(0, 0, 0)) -> np.ndarray:
+    "A copy of the histogram with a 2-pixel vertical line at `score` (clipped to the axes)."
+    out, (a, b, top, bottom) = rgb.copy(), xmap
+    x = int(np.clip(round(a * float(score) + b), 0, rgb.shape[1] - 2))
+    out[int(top):int(bottom) + 1, x:x + 2] = color
+    return out
+
+def render_histogram(scores: np.ndarray, # (N,) fused scores
+                     labels: np.ndarray | None = None, # (N,) 0 normal, 1 anomalous, -1 unknown
+                     current: float | None = None, # the current image's score, marked by a line
+                    ) -> np.ndarray:
+    "A histogram of the fused scores of normal and anomalous images with the current one marked, uint8 RGB."
+    rgb, xmap = histogram_background(scores, labels)
+    return rgb if current is None else mark_score(rgb, xmap, current)
+
+def render_gates(gates: dict, # task -> (n_blocks, n_experts) gate weights of one image
+                 cell: int = 14, # pixels per cell
+                ) -> np.ndarray:
+    "One small heatmap per task (rows: MoE blocks, columns: experts, colour: gate weight 0..1), uint8 RGB."
+    if not gates: raise ValueError('render_gates needs the gates of at least one task')
+    from matplotlib import colormaps
+    tiles = []
+    for t, g in gates.items():
+        g = np.asarray(g, np.float32).reshape(-1, np.shape(g)[-1])
+        heat = _zoom(colormaps['viridis'](np.clip(g, 0, 1))[..., :3], cell)
+        w = max(heat.shape[1], 8 * len(t))
+        tile = np.ones((heat.shape[0], w, 3), np.float32); tile[:, :heat.shape[1]] = heat
+        tiles.append(add_titles((tile * 255).astype(np.uint8), [t], w, height=14))
+    h = max(t.shape[0] for t in tiles)
+    tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 10), (0, 0)), constant_values=255) for t in tiles]
+    return np.concatenate(tiles, 1)

@@ -14,8 +14,8 @@ from PIL import Image as PILImage
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from .viz import to_rgb, overlay, draw_contour
-from .widgets import render_panels, add_titles, to_png, mark_score
+from .viz import overlay, draw_contour
+from .viz import render_panels, add_titles, to_png, mark_score
 from .volumes import AXES, read_volume, score_volume
 
 # %% auto #0
@@ -255,7 +255,7 @@ def from_file(cls,
     "Read a volume, score it with a run and open the explorer on it."
     vol = read_volume(path)
     if isinstance(run, (str, Path)):
-        from mtlmad.evaluate import open_scorer
+        from mtlmad.jobs import open_scorer
         run = open_scorer(run, device)
     return cls(vol, score_volume(run, vol, axis, progress=kwargs.pop('progress', False), **kwargs), truth)
 

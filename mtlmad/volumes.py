@@ -350,7 +350,7 @@ def _per_slice(n: int, scored: np.ndarray, values) -> np.ndarray:
     out = np.full(n, np.nan); out[scored] = values
     return out
 
-def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.evaluate.open_scorer(run)`)
+def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(run)`)
                  vol: Volume, # from `read_volume`
                  axis: str = 'axial', # slicing axis
                  image_size: int | None = None, # the model's side; default: the scorer's config
@@ -361,7 +361,7 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.evaluate.open_sco
                  progress: bool = True, # a progress bar over the batches
                 ) -> VolumeScore:
     "Score every slice of a volume that holds foreground; stack the maps into a 3-D anomaly map."
-    if not getattr(scorer, 'norms', None): raise RuntimeError('the scorer is not calibrated: open a trained run with mtlmad.evaluate.open_scorer')
+    if not getattr(scorer, 'norms', None): raise RuntimeError('the scorer is not calibrated: open a trained run with mtlmad.jobs.open_scorer')
     size = image_size or getattr(getattr(scorer, 'cfg', None), 'image_size', None)
     if size is None: raise ValueError('score_volume: pass image_size (the scorer carries no config)')
     t0, slices = time.perf_counter(), volume_slices(vol.data, axis)
@@ -383,7 +383,7 @@ def task_volume(vs: VolumeScore, # from `score_volume`
                 task: str, # one of its tasks
                ) -> np.ndarray:
     "One task's 3-D map on the volume's grid: its normalised (z-scored) error, smoothed like the fused map."
-    from mtlmad.score import gaussian_blur
+    from mtlmad.ops import gaussian_blur
     if task not in vs.task_maps: raise ValueError(f'unknown task {task!r}; this result has {vs.tasks}')
     return maps_to_volume(gaussian_blur(vs.norms[task].z_map(vs.task_maps[task]), vs.sigma), vs.scored, vs.amap.shape, vs.axis, vs.sigma_z)
 
@@ -444,7 +444,7 @@ def predict_volume(run, # a run folder from `train_run` (or an open `Scorer`)
     vol = path if isinstance(path, Volume) else read_volume(path)  # every check before anything is written
     path = Path(vol.path)
     if isinstance(run, (str, Path)):
-        from mtlmad.evaluate import open_scorer
+        from mtlmad.jobs import open_scorer
         scorer = open_scorer(run, device)
     else: scorer = run
     vs = score_volume(scorer, vol, axis, batch_size=batch_size, sigma_z=sigma_z, progress=progress)

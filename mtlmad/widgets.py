@@ -5,183 +5,21 @@
 # %% ../nbs/09_widgets.ipynb #21afcd21
 from __future__ import annotations
 import html
-import io
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import ipywidgets as W
-from PIL import Image as PILImage, ImageDraw, ImageFont
-from matplotlib.figure import Figure
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from fastcore.basics import patch
 
+from .datasets import image_to_model
+from .ops import check_images
 from .score import fuse_scores, fuse_maps
-from .viz import to_rgb, overlay, draw_contour
+from .viz import add_titles, histogram_background, mark_score, render_gates, render_panels, to_png
 
 # %% auto #0
-__all__ = ['render_panels', 'add_titles', 'to_png', 'histogram_background', 'mark_score', 'render_histogram', 'render_gates',
-           'image_to_model', 'AnomalyExplorer', 'step', 'render', 'add_image', 'from_run']
-
-# %% ../nbs/09_widgets.ipynb #60de8540
-_RED, _GREEN = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
-
-def _zoom(a: np.ndarray, z: int) -> np.ndarray:
-    "Nearest-neighbour upscaling of the first two axes by an integer factor."
-    return a if z == 1 else np.repeat(np.repeat(a, z, 0), z, 1)
-
-def render_panels(image: np.ndarray, # the image, (H,W), (H,W,3) or (C,H,W) in [0,1]
-                  fused_map: np.ndarray, # fused anomaly map (H,W)
-                  task_maps: dict, # task -> map (H,W); one panel each, in this order
-                  mask: np.ndarray | None = None, # ground truth (H,W), outlined in green
-                  threshold: float | None = None, # fused-map level whose region is outlined in red
-                  alpha: float = 0.5, # opacity of the maps
-                  map_range: tuple = (None, None), # (vmin, vmax) of the fused map's colours
-                  task_ranges: dict | None = None, # task -> (vmin, vmax) of its colours
-                  zoom: int = 1, # each pixel drawn as zoom x zoom pixels
-                  gap: int = 2, # dark pixels between panels
-                 ) -> np.ndarray:
-    "Image (+ truth and thresholded outline), fused overlay and each task's map side by side, uint8 RGB."
-    rgb = _zoom(to_rgb(image), zoom)
-    fmap = _zoom(np.asarray(fused_map, np.float32), zoom)
-    if fmap.shape != rgb.shape[:2]: raise ValueError(f'fused map shape {np.shape(fused_map)} differs from image shape {to_rgb(image).shape[:2]}')
-    base = rgb if mask is None else draw_contour(rgb, _zoom(np.asarray(mask, bool), zoom), _GREEN)
-    region = None if threshold is None else fmap > threshold
-    panels = [base if region is None else draw_contour(base, region, _RED)]
-    fused = overlay(base, fmap, alpha, *map_range)
-    panels.append(fused if region is None else draw_contour(fused, region, _RED))
-    for t, m in task_maps.items():
-        panels.append(overlay(rgb, _zoom(np.asarray(m, np.float32), zoom), alpha, *(task_ranges or {}).get(t, (None, None))))
-    h, w = rgb.shape[:2]
-    out = np.full((h, len(panels) * (w + gap) - gap, 3), 0.15, np.float32)
-    for k, p in enumerate(panels): out[:, k * (w + gap):k * (w + gap) + w] = p
-    return (out * 255).round().astype(np.uint8)
-
-# %% ../nbs/09_widgets.ipynb #238b3a4f
-def _font(size: int):
-    try: return ImageFont.load_default(size=size)
-    except TypeError: return ImageFont.load_default()  # older Pillow: the fixed bitmap font
-
-def add_titles(rgb: np.ndarray, # uint8 (H,W,3) panels side by side
-               titles: Sequence[str], # one title per panel
-               panel_width: int, # width of one panel in pixels
-               gap: int = 2, # pixels between panels
-               height: int = 16, # of the title strip
-              ) -> np.ndarray:
-    "The panels with a strip of titles above them, uint8 RGB."
-    im = PILImage.new('RGB', (rgb.shape[1], height), (255, 255, 255))
-    draw, font = ImageDraw.Draw(im), _font(max(height - 5, 8))
-    for k, t in enumerate(titles): draw.text((k * (panel_width + gap) + 2, 1), t, fill=(0, 0, 0), font=font)
-    return np.concatenate([np.asarray(im), rgb])
-
-def to_png(rgb: np.ndarray # uint8 (H,W,3) or float in [0,1]
-          ) -> bytes:
-    "PNG bytes of an RGB array."
-    a = np.asarray(rgb)
-    if a.dtype != np.uint8: a = (np.clip(a, 0, 1) * 255).round().astype(np.uint8)
-    buf = io.BytesIO(); PILImage.fromarray(a).save(buf, format='PNG')
-    return buf.getvalue()
-
-# %% ../nbs/09_widgets.ipynb #e0456dbe
-def _fig_to_rgb(fig: Figure) -> np.ndarray:
-    canvas = FigureCanvasAgg(fig); canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-def histogram_background(scores: np.ndarray, # (N,) fused scores
-                         labels: np.ndarray | None = None, # (N,) 0 normal, 1 anomalous, -1 unknown
-                         size: tuple = (3.4, 2.2), # inches, at 80 dpi
-                        ) -> tuple[np.ndarray, tuple]:
-    "The histogram of normal and anomalous scores, uint8 RGB, and `(a, b, top, bottom)`: pixel x = a * score + b."
-    s = np.asarray(scores, np.float64)
-    fig = Figure(figsize=size, dpi=80); ax = fig.add_subplot()
-    bins = np.histogram_bin_edges(s[np.isfinite(s)], bins=min(30, max(5, len(s) // 3)))
-    if labels is None: ax.hist(s, bins, color='grey', alpha=0.7, label='all')
-    else:
-        lab = np.asarray(labels)
-        for v, name, c in ((0, 'normal', 'tab:blue'), (1, 'anomalous', 'tab:orange'), (-1, 'uploaded', 'tab:grey')):
-            if (lab == v).any(): ax.hist(s[lab == v], bins, color=c, alpha=0.6, label=name)
-    ax.plot([], [], 'k', lw=2, label='this image')
-    ax.set_xlabel('fused score', fontsize=8); ax.tick_params(labelsize=7); ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    rgb = _fig_to_rgb(fig)
-    (x0, y0), (x1, y1) = ax.transData.transform([(bins[0], 0), (bins[-1], ax.get_ylim()[1])])
-    a = (x1 - x0) / max(bins[-1] - bins[0], 1e-12)
-    return rgb, (a, x0 - a * bins[0], rgb.shape[0] - y1, rgb.shape[0] - y0)  # display y runs upwards
-
-def mark_score(rgb: np.ndarray, # a histogram from `histogram_background`
-               xmap: tuple, # its `(a, b, top, bottom)`
-               score: float, # the score to mark
-               color=(0, 0, 0)) -> np.ndarray:
-    "A copy of the histogram with a 2-pixel vertical line at `score` (clipped to the axes)."
-    out, (a, b, top, bottom) = rgb.copy(), xmap
-    x = int(np.clip(round(a * float(score) + b), 0, rgb.shape[1] - 2))
-    out[int(top):int(bottom) + 1, x:x + 2] = color
-    return out
-
-def render_histogram(scores: np.ndarray, # (N,) fused scores
-                     labels: np.ndarray | None = None, # (N,) 0 normal, 1 anomalous, -1 unknown
-                     current: float | None = None, # the current image's score, marked by a line
-                    ) -> np.ndarray:
-    "A histogram of the fused scores of normal and anomalous images with the current one marked, uint8 RGB."
-    rgb, xmap = histogram_background(scores, labels)
-    return rgb if current is None else mark_score(rgb, xmap, current)
-
-def render_gates(gates: dict, # task -> (n_blocks, n_experts) gate weights of one image
-                 cell: int = 14, # pixels per cell
-                ) -> np.ndarray:
-    "One small heatmap per task (rows: MoE blocks, columns: experts, colour: gate weight 0..1), uint8 RGB."
-    if not gates: raise ValueError('render_gates needs the gates of at least one task')
-    from matplotlib import colormaps
-    tiles = []
-    for t, g in gates.items():
-        g = np.asarray(g, np.float32).reshape(-1, np.shape(g)[-1])
-        heat = _zoom(colormaps['viridis'](np.clip(g, 0, 1))[..., :3], cell)
-        w = max(heat.shape[1], 8 * len(t))
-        tile = np.ones((heat.shape[0], w, 3), np.float32); tile[:, :heat.shape[1]] = heat
-        tiles.append(add_titles((tile * 255).astype(np.uint8), [t], w, height=14))
-    h = max(t.shape[0] for t in tiles)
-    tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 10), (0, 0)), constant_values=255) for t in tiles]
-    return np.concatenate(tiles, 1)
-
-# %% ../nbs/09_widgets.ipynb #a3abe1e0
-def _pil_to_float(im) -> np.ndarray:
-    "A PIL image as float32 (H,W) or (H,W,3) in [0,1]."
-    if im.mode.startswith('I;16'): return np.asarray(im, np.float32) / 65535.0
-    if im.mode in ('I', 'F'):
-        a = np.asarray(im, np.float32); lo, hi = a.min(), a.max()
-        return (a - lo) / max(hi - lo, 1e-8)
-    if im.mode in ('1', 'L', 'LA'): return np.asarray(im.convert('L'), np.float32) / 255.0
-    return np.asarray(im.convert('RGB'), np.float32) / 255.0
-
-def image_to_model(src, # a file path, encoded image bytes (png, jpeg...) or an array (H,W), (H,W,3), (C,H,W)
-                   size: int, # the model's image side
-                   channels: int = 1, # the model's image channels (1 or 3)
-                   name: str | None = None, # shown in errors
-                  ) -> torch.Tensor:
-    "Any image as the model's input: float32 (channels, size, size) in [0,1]."
-    if isinstance(src, (str, Path)):
-        name = name or str(src)
-        if not Path(src).is_file(): raise FileNotFoundError(f'{src}: no such image file')
-        src = Path(src).read_bytes()
-    if isinstance(src, (bytes, bytearray, memoryview)):
-        try:
-            with PILImage.open(io.BytesIO(bytes(src))) as im: im.load(); a = _pil_to_float(im)
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ValueError(f'{name or "upload"}: not a readable image file ({e})') from None
-    else:
-        a = np.asarray(src, np.float32)
-        if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3, 4): a = np.moveaxis(a, 0, -1)
-    if a.ndim == 3 and a.shape[-1] == 1: a = a[..., 0]
-    if a.ndim == 3: a = a[..., :3]
-    if a.ndim not in (2, 3) or min(a.shape[:2]) < 2: raise ValueError(f'{name or "image"}: cannot use an image of shape {a.shape}')
-    if channels == 1 and a.ndim == 3: a = a @ np.array([0.299, 0.587, 0.114], np.float32)
-    if channels == 3 and a.ndim == 2: a = np.repeat(a[..., None], 3, -1)
-    if channels not in (1, 3): raise ValueError(f'channels must be 1 or 3, got {channels}')
-    x = torch.from_numpy(np.ascontiguousarray(a)).reshape(a.shape[0], a.shape[1], -1).permute(2, 0, 1)[None]
-    x = F.interpolate(x, size=(size, size), mode='bilinear', antialias=True, align_corners=False)
-    return x[0].clamp(0, 1).contiguous()
+__all__ = ['AnomalyExplorer']
 
 # %% ../nbs/09_widgets.ipynb #96ddc0fb
 class AnomalyExplorer:
@@ -195,8 +33,7 @@ class AnomalyExplorer:
                  zoom: int | None = None, # panel pixels per image pixel (default: panels about 160 px wide)
                 ):
         if not getattr(scorer, 'norms', None): raise RuntimeError('the scorer is not calibrated: call `scorer.calibrate(normal_images)` first (or open a calibrated run)')
-        images = torch.as_tensor(images, dtype=torch.float32)
-        if images.ndim != 4 or not len(images): raise ValueError(f'images must be (N,C,S,S) with N >= 1, got shape {tuple(images.shape)}')
+        images = check_images(torch.as_tensor(images, dtype=torch.float32), 'explorer images', values=True)
         n, self.channels, self.size = len(images), images.shape[1], images.shape[-1]
         self.masks = None if masks is None else np.asarray(masks, bool)
         if self.masks is not None and self.masks.shape != (n, self.size, images.shape[-2]):
@@ -224,7 +61,8 @@ class AnomalyExplorer:
         display(self.widget)
 
 # %% ../nbs/09_widgets.ipynb #abef579d
-def _set_ranges(self):
+@patch
+def _set_ranges(self: AnomalyExplorer):
     "Colour ranges of the maps and the threshold slider's range, from all images with all tasks."
     norms = self.scorer.norms
     z = {t: norms[t].z_map(self.task_maps[t]) for t in self.tasks}
@@ -235,10 +73,9 @@ def _set_ranges(self):
     self._th0 = float(np.percentile(ref, 99.9))
     self._th_range = (min(0.0, float(np.percentile(fm, 1))), max(float(fm.max()), 2 * self._th0, 1.0))
 
-AnomalyExplorer._set_ranges = _set_ranges
-
 # %% ../nbs/09_widgets.ipynb #1f823767
-def _build(self):
+@patch
+def _build(self: AnomalyExplorer):
     "Create the controls and outputs and lay them out in `self.widget`."
     lay = lambda w: W.Layout(width=w)
     self.slider = W.IntSlider(0, 0, max(len(self) - 1, 0), description='image', continuous_update=False, layout=lay('320px'))
@@ -273,30 +110,33 @@ def _build(self):
                           box(self.table, W.VBox([W.HTML('<b>fused scores</b>'), self.hist]),
                               W.VBox([W.HTML('<b>expert routing</b> (rows: MoE blocks, columns: experts)'), self.routing]))])
 
-AnomalyExplorer._build = _build
-
 # %% ../nbs/09_widgets.ipynb #829d8b81
-def _index(self):
+@patch(as_prop=True)
+def index(self: AnomalyExplorer):
     "The current image's position in the explorer's images (None when the filter leaves none)."
     return int(self.order[self.slider.value]) if len(self.order) else None
 
-def _selected_tasks(self):
+@patch(as_prop=True)
+def selected_tasks(self: AnomalyExplorer):
     "The tasks whose toggle is on."
     return [t for t in self.tasks if self.task_toggles[t].value]
 
+@patch
 @contextmanager
-def _silent(self):
+def _silent(self: AnomalyExplorer):
     "Change controls from code without triggering a redraw for each change."
     old, self._quiet = self._quiet, True
     try: yield
     finally: self._quiet = old
 
-def _refuse(self):
+@patch
+def _refuse(self: AnomalyExplorer):
     "Fused scores of every image from the tasks that are on (no model run)."
     self.scores = fuse_scores(self.task_scores, self.scorer.norms, self.scorer.fusion, self.selected_tasks,
                               self.task_maps, self.scorer.sigma)
 
-def _reorder(self, keep: int | None = None):
+@patch
+def _reorder(self: AnomalyExplorer, keep: int | None = None):
     "Rebuild the slider's order from filter and sort, staying on image `keep` (default: the current one) if shown."
     keep = self.index if keep is None and hasattr(self, 'order') else keep
     idx = np.arange(len(self))
@@ -312,11 +152,13 @@ def _reorder(self, keep: int | None = None):
         self.slider.value = int(pos[0]) if len(pos) else 0
         self.slider.disabled = len(idx) == 0
 
-def step(self, n: int = 1):
+@patch
+def step(self: AnomalyExplorer, n: int = 1):
     "Move `n` images forward (negative: back) in the current order."
     self.slider.value = int(np.clip(self.slider.value + n, 0, self.slider.max))
 
-def _on_change(self, change):
+@patch
+def _on_change(self: AnomalyExplorer, change):
     if self._quiet: return
     o = change['owner']
     if o in self.task_toggles.values():
@@ -334,12 +176,9 @@ def _on_change(self, change):
     self.status.value = ''
     self.render()
 
-AnomalyExplorer.index, AnomalyExplorer.selected_tasks = property(_index), property(_selected_tasks)
-AnomalyExplorer._silent, AnomalyExplorer._refuse, AnomalyExplorer._reorder = _silent, _refuse, _reorder
-AnomalyExplorer.step, AnomalyExplorer._on_change = step, _on_change
-
 # %% ../nbs/09_widgets.ipynb #40ff1e05
-def _table(self, i: int) -> str:
+@patch
+def _table(self: AnomalyExplorer, i: int) -> str:
     "HTML table of the current image's per-task scores and z-scores."
     norms, sel = self.scorer.norms, self.selected_tasks
     lab = {0: 'normal', 1: 'anomalous'}.get(int(self.labels[i]), 'uploaded') if self.labels is not None else 'unlabelled'
@@ -355,7 +194,8 @@ def _table(self, i: int) -> str:
             f'<b>{self.fused_score:.3f}</b> from {len(sel)} task(s)<table style="border-collapse:collapse">'
             f'<tr><th>task</th><th>raw score</th><th>z</th></tr>{"".join(rows)}</table></div>')
 
-def render(self):
+@patch
+def render(self: AnomalyExplorer):
     "Redraw everything for the current image and control values (no model run)."
     self.n_renders += 1
     i = self.index
@@ -382,10 +222,9 @@ def render(self):
         if ('gates', i) not in self._cache: self._cache[('gates', i)] = to_png(render_gates({t: g[i] for t, g in self.gates.items()}))
         self.routing.value = self._cache[('gates', i)]
 
-AnomalyExplorer._table, AnomalyExplorer.render = _table, render
-
 # %% ../nbs/09_widgets.ipynb #38733424
-def add_image(self,
+@patch
+def add_image(self: AnomalyExplorer,
               src, # a file path, encoded image bytes or an array
               name: str | None = None, # shown as the image's name
              ) -> int:
@@ -408,7 +247,8 @@ def add_image(self,
     self.render()
     return len(self) - 1
 
-def _on_upload(self, change):
+@patch
+def _on_upload(self: AnomalyExplorer, change):
     "Score the uploaded file(s); errors are shown, not raised, in the widget."
     files = change['new']
     if not files: return
@@ -419,10 +259,9 @@ def _on_upload(self, change):
         except ValueError as e: self.status.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
     with self._silent(): self.upload.value = ()
 
-AnomalyExplorer.add_image, AnomalyExplorer._on_upload = add_image, _on_upload
-
 # %% ../nbs/09_widgets.ipynb #fb647579
-def from_run(cls,
+@patch(cls_method=True)
+def from_run(cls: AnomalyExplorer,
              run_dir, # a training run folder (holding model.pt)
              data_dir, # a dataset folder (BMAD or MVTec layout)
              split: str = 'test', # which split to browse
@@ -430,11 +269,10 @@ def from_run(cls,
              **kwargs, # passed to `AnomalyExplorer` (batch_size, zoom)
             ) -> AnomalyExplorer:
     "An explorer of a split of `data_dir` scored by the trained run in `run_dir`."
-    from mtlmad.evaluate import load_split, open_scorer
+    from mtlmad.datasets import load_split
+    from mtlmad.jobs import open_scorer
     scorer = open_scorer(run_dir, device=device)
     cfg = getattr(scorer, 'cfg', None) or getattr(scorer.model, 'cfg', None)
     if cfg is None: raise ValueError(f'{run_dir}: the scorer carries no config (image size, channels)')
     es = load_split(data_dir, split=split, image_size=cfg.image_size, channels=cfg.channels)
     return cls(scorer, es.images, es.masks, es.labels, es.paths, **kwargs)
-
-AnomalyExplorer.from_run = classmethod(from_run)

@@ -76,9 +76,9 @@ def test_unknown_name_and_cutpaste():
 
 
 @pytest.mark.parametrize('bad, exc, msg', [
-    (torch.rand(4, S, S), ValueError, r'\(N,C,S,S\)'),
+    (torch.rand(4, S, S), ValueError, r'\(N, C, S, S\)'),
     (torch.rand(4, 1, S, S + 2), ValueError, 'square'),
-    (torch.rand(4, 1, S, S) * 255, ValueError, r'\[0,1\]'),
+    (torch.rand(4, 1, S, S) * 255, ValueError, r'\[0, 1\]'),
     (torch.full((4, 1, S, S), float('nan')), ValueError, 'NaN'),
     (torch.rand(0, 1, S, S), ValueError, 'no images'),
     (np.zeros((4, 1, S, S), np.float32), TypeError, 'torch.Tensor'),

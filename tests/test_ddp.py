@@ -12,7 +12,8 @@ SCRIPT = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(1)
     from mtlmad.core import MTLConfig
-    from mtlmad.train import fit, init_distributed, dist_info
+    from mtlmad.train import fit
+    from mtlmad.distributed import init_distributed, dist_info
     init_distributed('cpu')
     x = torch.rand(int(sys.argv[3]), 1, 32, 32, generator=torch.Generator().manual_seed(1))
     fit(MTLConfig.from_json(sys.argv[2]), x, out_dir=sys.argv[1], progress=False, device='cpu')

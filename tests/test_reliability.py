@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from mtlmad.core import MTLConfig
-from mtlmad.train import fit, load_run, read_checkpoint, save_checkpoint
+from mtlmad.train import fit
+from mtlmad.checkpoint import load_run, read_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = MTLConfig(image_size=32, width=4, n_experts=2, epochs=3, batch_size=4, warmup_steps=2, top_k=1)  # all five tasks
@@ -239,7 +240,7 @@ def calibrated_run(tmp_path_factory):
 
 def test_bad_inputs_end_to_end(tmp_path, calibrated_run):
     from mtlmad.datasets import read_image, AnomalyDataset, Sample
-    from mtlmad.evaluate import predict_files
+    from mtlmad.jobs import predict_files
     files = _bad_inputs(tmp_path)
     rows, problems = [], []
     for name, p in files.items():
@@ -286,7 +287,7 @@ def test_find_samples_on_a_folder_of_bad_files(tmp_path):
 
 
 def test_scorer_and_fit_on_nan_arrays(calibrated_run):
-    from mtlmad.evaluate import open_scorer
+    from mtlmad.jobs import open_scorer
     x = IMGS[:2].clone(); x[0, 0, 3, 3] = float('nan')
     with pytest.raises(ValueError, match='finite'): fit(TINY, x, progress=False)
     sc = open_scorer(calibrated_run, device='cpu')
@@ -302,3 +303,13 @@ def test_streamed_fit_matches_in_memory(tmp_path):
     a = fit(TINY, data, progress=False, device='cpu', stream=False).model.state_dict()
     b = fit(TINY, data, progress=False, device='cpu', stream=True).model.state_dict()
     for k in a: assert torch.equal(a[k], b[k]), k
+
+
+def test_predict_refuses_a_decompression_bomb_naming_the_file(tmp_path, calibrated_run, capsys):
+    from mtlmad.cli import main
+    big = tmp_path / 'huge.png'
+    Image.new('L', (14000, 14000)).save(big)   # 196 M pixels: past Pillow's guard against decompression bombs
+    assert main(['predict', '--run', str(calibrated_run), str(big), '--out', str(tmp_path / 'out'), '--device', 'cpu']) == 2
+    err = capsys.readouterr().err
+    assert 'huge.png: the image is too large to read safely' in err and 'Traceback' not in err
+    assert not (tmp_path / 'out' / 'scores.json').exists()

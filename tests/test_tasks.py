@@ -67,7 +67,7 @@ def test_inpaint_masks_cover_every_pixel_once():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match='multiple of 8'): make_task('inpaint').make_batch(torch.rand(1, 1, 36, 36), torch.Generator())
-    with pytest.raises(ValueError, match=r'\(B, C, S, S\)'): make_task('jigsaw').make_batch(torch.rand(1, 32, 32), torch.Generator())
+    with pytest.raises(ValueError, match=r'\(N, C, S, S\)'): make_task('jigsaw').make_batch(torch.rand(1, 32, 32), torch.Generator())
     with pytest.raises(RuntimeError, match='call fit'): make_task('tissue').make_batch(torch.rand(1, 1, 32, 32), torch.Generator())
 
 

@@ -1,6 +1,7 @@
 "Tests of mtlmad.train with tiny configs and small stand-in tasks (fast, independent of the real tasks)."
-import json
+import json, sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +9,10 @@ import torch.nn.functional as F
 
 import mtlmad
 from mtlmad.core import MTLConfig
-from mtlmad.train import augment, fit, load_run, lr_factor, save_checkpoint, throughput
+from mtlmad.train import augment, fit, lr_factor
+from mtlmad.checkpoint import load_run, save_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
+from throughput import throughput  # noqa: E402
 
 
 @dataclass

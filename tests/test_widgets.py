@@ -14,8 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent / 'browser'))
 from explorer_standins import make_scorer, tissue_images  # noqa: E402
 
 from mtlmad.score import fuse_scores, fuse_maps  # noqa: E402
-from mtlmad.widgets import (AnomalyExplorer, render_panels, render_histogram, render_gates, add_titles, to_png,  # noqa: E402
-                            image_to_model)
+from mtlmad.datasets import image_to_model  # noqa: E402
+from mtlmad.viz import render_panels, render_histogram, render_gates, add_titles, to_png  # noqa: E402
+from mtlmad.widgets import AnomalyExplorer  # noqa: E402
 
 S = 32
 
@@ -163,7 +164,7 @@ def test_upload_jpeg_grey_16bit_and_bad_file(ex):
         ex.upload.value = _upload_value(f'x.{fmt.lower()}', buf.getvalue())
     assert len(ex) == 14
     ex.upload.value = _upload_value('notes.txt', b'hello')
-    assert len(ex) == 14 and 'notes.txt: not a readable image' in ex.status.value
+    assert len(ex) == 14 and 'notes.txt: cannot be read as an image (not a known image format)' in ex.status.value
 
 
 def test_add_image_path_and_rgb_model(tmp_path):
@@ -179,7 +180,7 @@ def test_add_image_path_and_rgb_model(tmp_path):
 def test_bad_inputs():
     sc = make_scorer(S)
     images, masks, labels = tissue_images(4, S)
-    with pytest.raises(ValueError, match='N,C,S,S'): AnomalyExplorer(sc, images[0])
+    with pytest.raises(ValueError, match=r'\(N, C, S, S\)'): AnomalyExplorer(sc, images[0])
     with pytest.raises(ValueError, match='masks'): AnomalyExplorer(sc, images, masks[:2])
     with pytest.raises(ValueError, match='labels'): AnomalyExplorer(sc, images, masks, labels[:3])
     sc.norms = {}
@@ -214,7 +215,7 @@ def test_image_to_model_shapes():
     with pytest.raises(ValueError, match='channels'): image_to_model(np.zeros((5, 7)), 8, 2)
 
 
-def test_from_run_uses_evaluate(monkeypatch):
+def test_from_run_uses_the_jobs_and_datasets(monkeypatch):
     images, masks, labels = tissue_images(4, S)
     sc = make_scorer(S)
     sc.model.cfg = types.SimpleNamespace(image_size=S, channels=1)
@@ -225,7 +226,8 @@ def test_from_run_uses_evaluate(monkeypatch):
     def open_scorer(run_dir, device='auto'):
         seen.update(run_dir=run_dir, device=device)
         return sc
-    monkeypatch.setitem(sys.modules, 'mtlmad.evaluate', types.SimpleNamespace(load_split=load_split, open_scorer=open_scorer))
+    monkeypatch.setitem(sys.modules, 'mtlmad.jobs', types.SimpleNamespace(open_scorer=open_scorer))
+    monkeypatch.setattr('mtlmad.datasets.load_split', load_split)
     e = AnomalyExplorer.from_run('runs/a', 'data/b', split='valid', device='cpu', zoom=1)
     assert seen == dict(data_dir='data/b', split='valid', image_size=S, channels=1, run_dir='runs/a', device='cpu')
     assert len(e) == 4 and e.paths[0] == '0.png' and e.zoom == 1

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, TASKS, check_images, randn, gaussian_blur, foreground
+from .base import TaskBatch, ProxyTask, randn
+from ..ops import check_images, gaussian_blur, foreground
 
 # %% auto #0
 __all__ = ['coarse_noise', 'DenoiseTask']
@@ -51,5 +52,3 @@ class DenoiseTask(ProxyTask):
         "|restoration - image| (mean over channels) on the foreground, smoothed."
         err = (preds[0].float().clamp(0, 1) - images.float()).abs().mean(1, keepdim=True)
         return gaussian_blur(err * foreground(images), self.smooth)
-
-TASKS['denoise'] = DenoiseTask

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, TASKS, check_images, rand, gaussian_blur
+from .base import TaskBatch, ProxyTask, rand
+from ..ops import check_images, gaussian_blur
 
 # %% auto #0
 __all__ = ['apply_transform', 'GeometryTask']
@@ -50,5 +51,3 @@ class GeometryTask(ProxyTask):
         zero = torch.zeros(b, s, s, dtype=torch.long, device=images.device)
         ce = F.cross_entropy(preds[0].float(), zero, reduction='none')[:, None]
         return gaussian_blur(ce, self.smooth).clamp_min(0)
-
-TASKS['geometry'] = GeometryTask

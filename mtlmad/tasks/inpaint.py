@@ -6,7 +6,8 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, TASKS, check_images, rand, gaussian_blur
+from .base import TaskBatch, ProxyTask, rand
+from ..ops import check_images, gaussian_blur
 
 # %% auto #0
 __all__ = ['grid_masks', 'checkerboard_masks', 'InpaintTask']
@@ -90,4 +91,3 @@ def _error_map(self: InpaintTask, images, preds):
     return gaussian_blur(err, self.smooth)
 
 InpaintTask.inference_inputs, InpaintTask.error_map = _inference_inputs, _error_map
-TASKS['inpaint'] = InpaintTask

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, TASKS, check_images, rand, tiles_to_pixels, gaussian_blur
+from .base import TaskBatch, ProxyTask, rand, tiles_to_pixels
+from ..ops import check_images, gaussian_blur
 
 # %% auto #0
 __all__ = ['to_tiles', 'from_tiles', 'position_map', 'partial_permutations', 'JigsawTask']
@@ -73,5 +74,3 @@ class JigsawTask(ProxyTask):
         ce = F.cross_entropy(preds[0].float(), ident, reduction='none')[:, None]
         tile = tiles_to_pixels(F.avg_pool2d(ce, s // self.grid), s, 'bilinear')
         return (self.blend * tile + (1 - self.blend) * gaussian_blur(ce, self.smooth)).clamp_min(0)
-
-TASKS['jigsaw'] = JigsawTask

@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, TASKS, check_images, rand, randn, gaussian_blur
+from .base import TaskBatch, ProxyTask, rand, randn
+from ..ops import check_images, gaussian_blur
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'GENERIC', 'smooth_noise', 'blob_masks', 'corrupt', 'PseudoAnomalyTask']
@@ -107,5 +108,3 @@ class PseudoAnomalyTask(ProxyTask):
     def error_map(self, images, preds):
         "The predicted probability that each pixel is corrupted."
         return preds[0].float().sigmoid()
-
-TASKS['pseudo_anomaly'] = PseudoAnomalyTask

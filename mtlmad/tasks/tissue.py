@@ -6,7 +6,8 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, TASKS, check_images, rand, gaussian_blur
+from .base import TaskBatch, ProxyTask, rand
+from ..ops import check_images, gaussian_blur
 
 # %% auto #0
 __all__ = ['local_features', 'kmeans', 'TissueTask']
@@ -146,4 +147,3 @@ def _load_state_dict(self: TissueTask, d: dict) -> None:
 
 TissueTask.make_batch, TissueTask.loss, TissueTask.error_map = _make_batch, _loss, _error_map
 TissueTask.state_dict, TissueTask.load_state_dict = _state_dict, _load_state_dict
-TASKS['tissue'] = TissueTask
