@@ -125,6 +125,7 @@ def read_checkpoint(path: str | Path # a run folder or its model.pt
                          f'within the same major.minor version ({".".join(_minor(mtlmad.__version__))}.x)')
     return ckpt
 
+# %% ../nbs/05a_checkpoint.ipynb #471f2682
 def load_run(path: str | Path, # a run folder or its model.pt
              device: str = 'auto', # where to put the model
              tasks: dict | None = None, # fresh task objects to restore into (default: `make_task` for each)

@@ -10,7 +10,7 @@ from pathlib import Path
 import mtlmad
 
 # %% auto #0
-__all__ = ['make_parser', 'torch_dist', 'main']
+__all__ = ['make_parser', 'main', 'torch_dist']
 
 # %% ../nbs/10_cli.ipynb #a8384c75
 def _add_train_options(p):
@@ -41,6 +41,7 @@ def _demo_config(a):
     from mtlmad.jobs import DEMO_CONFIG, QUICK_CONFIG
     return _config_from_args(a, MTLConfig(**(QUICK_CONFIG if a.quick else DEMO_CONFIG)))
 
+# %% ../nbs/10_cli.ipynb #18dd056b
 def make_parser() -> argparse.ArgumentParser:
     "The `mtlmad` argument parser."
     p = argparse.ArgumentParser(prog='mtlmad', description='Multi-task anomaly detection for medical images (MTL-MAD): '
@@ -105,6 +106,19 @@ def _run(a) -> int:
         jobs.run_demo(a.out, cfg, quick=a.quick, device=a.device, keep_skull=a.keep_skull)
     return 0
 
+def main(argv=None) -> int:
+    "Entry point of the `mtlmad` command."
+    parser = make_parser()
+    a = parser.parse_args(argv)
+    if a.command is None:
+        parser.print_help()
+        return 0
+    try: return _run(a)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, TypeError, ImportError) as e:
+        print(f'mtlmad {a.command}: error: {e}', file=sys.stderr)
+        return 2
+
+# %% ../nbs/10_cli.ipynb #2c3d1fec
 _CONFIG_OPTIONS = ('config', 'steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'tasks', 'seed')
 
 def _train_setup(a):
@@ -147,18 +161,6 @@ def torch_dist():
     "`torch.distributed` (imported only when training)."
     import torch.distributed as dist
     return dist
-
-def main(argv=None) -> int:
-    "Entry point of the `mtlmad` command."
-    parser = make_parser()
-    a = parser.parse_args(argv)
-    if a.command is None:
-        parser.print_help()
-        return 0
-    try: return _run(a)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError, TypeError, ImportError) as e:
-        print(f'mtlmad {a.command}: error: {e}', file=sys.stderr)
-        return 2
 
 # %% ../nbs/10_cli.ipynb #7ba0bd52
 def _is_volume_folder(data) -> bool:

@@ -94,6 +94,7 @@ def task_metrics(es: EvalSet, res, sigma: float = 2.0) -> dict:
         out[name] = as_percent(m)
     return out
 
+# %% ../nbs/08b_jobs.ipynb #1a12ad31
 def _cases(es: EvalSet, res, k: int = 3) -> tuple[list, list]:
     "Indices and titles: the best and worst anomalous and normal cases."
     order = np.argsort(res.scores)
@@ -119,6 +120,7 @@ def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad eval
                                     '\n\n![ROC](roc.png)\n\n![cases](cases.png)\n')
     return out
 
+# %% ../nbs/08b_jobs.ipynb #efefe548
 def evaluate_run(run, # run folder from `train_run`
                  out='reports/mtlmad', # report folder
                  data=None, # dataset folder; default: the one the run was trained on
@@ -139,6 +141,7 @@ def _resize_map(m: np.ndarray, hw: tuple) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(m, np.float32))[None, None]
     return torch.nn.functional.interpolate(t, size=hw, mode='bilinear', align_corners=False)[0, 0].numpy()
 
+# %% ../nbs/08b_jobs.ipynb #316e0583
 def predict_files(run, # run folder from `train_run`
                   files, # image files
                   out=None, # folder for scores.json and the maps (None: write nothing)

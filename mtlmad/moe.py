@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .core import MTLConfig
 
@@ -151,7 +152,8 @@ def _check_input(self, task, x):
         raise ValueError(f'task {task!r}: expected input (B, {self.cfg.channels}, H, W) with H and W divisible '
                          f'by 8, got {tuple(x.shape)}')
 
-def _forward_tasks(self, inputs: dict[str, torch.Tensor] # task -> input (B, C, S, S)
+@patch
+def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor] # task -> input (B, C, S, S)
                   ) -> dict[str, torch.Tensor]:
     "Dense outputs for several tasks; tasks given the same input tensor share the stem and first block."
     groups = {}
@@ -178,7 +180,8 @@ def _forward_tasks(self, inputs: dict[str, torch.Tensor] # task -> input (B, C, 
     self._record(gates, inputs)
     return {t: self.heads[t](feats[t], skips[t], inputs[t]) for t in tasks}
 
-def _record(self, gates, inputs):
+@patch
+def _record(self: MTLModel, gates, inputs):
     "Keep the last per-image gates and add them to the running routing statistics."
     for t, gs in gates.items():
         g = (torch.stack(gs, 1) if gs else inputs[t].new_zeros(inputs[t].shape[0], 0, self.cfg.n_experts))
@@ -186,18 +189,23 @@ def _record(self, gates, inputs):
         self.last_gates[t] = g
         self._gate_sum[t] += g.sum(0).cpu(); self._gate_n[t] += g.shape[0]
 
-def _forward(self, x: torch.Tensor, # input (B, C, S, S)
+@patch
+def forward(self: MTLModel, x: torch.Tensor, # input (B, C, S, S)
              task: str, # which task's head
             ) -> torch.Tensor:
     "Dense output (B, out_channels[task], S, S) for one task."
     return self.forward_tasks({task: x})[task]
 
-MTLModel.forward_tasks, MTLModel._record, MTLModel.forward = _forward_tasks, _record, _forward
-
 # %% ../nbs/04_moe.ipynb #cf7da37d
-def _n(mod): return sum(p.numel() for p in mod.parameters() if p.requires_grad)
+def _n(mod: nn.Module) -> int: return sum(p.numel() for p in mod.parameters() if p.requires_grad)
 
-def _describe(self) -> str:
+@patch(as_prop=True)
+def n_params(self: MTLModel) -> int:
+    "Trainable parameters of the model."
+    return _n(self)
+
+@patch
+def describe(self: MTLModel) -> str:
     "A short text summary: configuration and parameters per part."
     c = self.cfg
     routing = 'dense' if not 0 < c.top_k < c.n_experts else f'top-{c.top_k}'
@@ -207,6 +215,3 @@ def _describe(self) -> str:
              f'  stem     {_n(self.stem1) + _n(self.stem2) + _n(self.stem3):>9,}', f'  experts  {experts:>9,}', f'  gates    {gates:>9,}']
     lines += [f'  head {t:<14} {_n(h):>9,}  -> {self.out_channels[t]} channel(s)' for t, h in self.heads.items()]
     return '\n'.join(lines + [f'  total    {self.n_params:>9,}'])
-
-MTLModel.n_params = property(_n)
-MTLModel.describe = _describe

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastcore.basics import patch
+
 from .core import get_device
 from .ops import check_images, gaussian_blur, foreground
 from scipy import ndimage
@@ -210,7 +212,7 @@ class ScoreResult:
         return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma), self.task_scores,
                            fuse_maps(self.task_maps, norms, tasks, sigma), self.task_maps, self.device, self.gates, self.paths)
 
-# %% ../nbs/06_score.ipynb #83565ed7
+# %% ../nbs/06_score.ipynb #ac3093db
 def _batches(images, batch_size):
     for i in range(0, len(images), batch_size): yield images[i:i + batch_size]
 
@@ -249,48 +251,57 @@ class Scorer:
         cat = lambda d: {t: np.concatenate(v) for t, v in d.items()}
         return cat(maps), cat(scores), cat(gates)
 
-    def _parts(self, images, batch_size=16, progress=False) -> tuple[dict, dict, dict, np.ndarray]:
-        "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel)."
-        maps, scores, gates = self.errors(images, batch_size, progress)
-        if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
-            return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
-        maps, scores, fg = calibrated_errors(maps, images, self.reference, self.k, self.sigma, foreground_only=self.foreground_only)
-        return maps, scores, gates, fg
+# %% ../nbs/06_score.ipynb #ead7ccbd
+@patch
+def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, dict, dict, np.ndarray]:
+    "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel)."
+    maps, scores, gates = self.errors(images, batch_size, progress)
+    if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
+        return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
+    maps, scores, fg = calibrated_errors(maps, images, self.reference, self.k, self.sigma, foreground_only=self.foreground_only)
+    return maps, scores, gates, fg
 
-    def raw(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
-        "Per-task maps (N,S,S) and scores (N,), calibrated per location when the scorer has a reference, and gates."
-        return self._parts(images, batch_size, progress)[:3]
+@patch
+def raw(self: Scorer, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
+    "Per-task maps (N,S,S) and scores (N,), calibrated per location when the scorer has a reference, and gates."
+    return self._parts(images, batch_size, progress)[:3]
 
-    def calibrate(self, normal_images: torch.Tensor, # held-out normal images: the scale of each task's errors
-                  reference_images: torch.Tensor | None = None, # normal images whose errors calibrate each location
-                  batch_size: int = 16) -> dict:
-        "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
-        if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
-        self.reference = None
-        if reference_images is not None:
-            if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
-            maps, _, _ = self.errors(reference_images, batch_size)
-            self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images))
-        maps, scores, _, fg = self._parts(normal_images, batch_size)
-        self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
-        return self.norms
+# %% ../nbs/06_score.ipynb #1a1d74b8
+@patch
+def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal images: the scale of each task's errors
+              reference_images: torch.Tensor | None = None, # normal images whose errors calibrate each location
+              batch_size: int = 16) -> dict:
+    "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
+    if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
+    self.reference = None
+    if reference_images is not None:
+        if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
+        maps, _, _ = self.errors(reference_images, batch_size)
+        self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images))
+    maps, scores, _, fg = self._parts(normal_images, batch_size)
+    self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
+    return self.norms
 
-    def score(self, images: torch.Tensor, batch_size: int = 16, paths=None, progress: bool = False,
-              tasks=None) -> ScoreResult:
-        "Score images (N,C,S,S): fused and per-task scores and maps."
-        if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
-        maps, scores, gates = self.raw(images, batch_size, progress)
-        tasks = tasks or self.fusion_tasks
-        return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma), scores,
-                           fuse_maps(maps, self.norms, tasks, self.sigma), maps, str(self.device), gates, paths)
+# %% ../nbs/06_score.ipynb #12580ac7
+@patch
+def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, progress: bool = False,
+          tasks=None) -> ScoreResult:
+    "Score images (N,C,S,S): fused and per-task scores and maps."
+    if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
+    maps, scores, gates = self.raw(images, batch_size, progress)
+    tasks = tasks or self.fusion_tasks
+    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma), scores,
+                       fuse_maps(maps, self.norms, tasks, self.sigma), maps, str(self.device), gates, paths)
 
-    def norms_dict(self) -> dict:
-        "The calibration as plain values and tensors, for a checkpoint."
-        d = {t: vars(n).copy() for t, n in self.norms.items()}
-        if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
-        return d
+# %% ../nbs/06_score.ipynb #4d0e6c86
+@patch
+def norms_dict(self: Scorer) -> dict:
+    "The calibration as plain values and tensors, for a checkpoint."
+    d = {t: vars(n).copy() for t, n in self.norms.items()}
+    if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
+    return d
 
-    @staticmethod
-    def norms_from_dict(d: dict) -> dict:
-        "The task norms of a `norms_dict`."
-        return {t: TaskNorm(**v) for t, v in (d or {}).items() if not t.startswith('_')}
+@patch(cls_method=True)
+def norms_from_dict(cls: Scorer, d: dict) -> dict:
+    "The task norms of a `norms_dict`."
+    return {t: TaskNorm(**v) for t, v in (d or {}).items() if not t.startswith('_')}

@@ -249,6 +249,7 @@ def render_histogram(scores: np.ndarray, # (N,) fused scores
     rgb, xmap = histogram_background(scores, labels)
     return rgb if current is None else mark_score(rgb, xmap, current)
 
+# %% ../nbs/08a_viz.ipynb #e0ef7b43
 def render_gates(gates: dict, # task -> (n_blocks, n_experts) gate weights of one image
                  cell: int = 14, # pixels per cell
                 ) -> np.ndarray:

@@ -13,13 +13,14 @@ import ipywidgets as W
 from PIL import Image as PILImage
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from fastcore.basics import patch
 
 from .viz import overlay, draw_contour
 from .viz import render_panels, add_titles, to_png, mark_score
 from .volumes import AXES, read_volume, score_volume
 
 # %% auto #0
-__all__ = ['take_slice', 'render_views', 'curve_background', 'VolumeExplorer', 'step', 'render', 'from_file']
+__all__ = ['take_slice', 'render_views', 'curve_background', 'VolumeExplorer']
 
 # %% ../nbs/09b_volume_explorer.ipynb #05a41b32
 def take_slice(a: np.ndarray, # (X,Y,Z) in RAS order
@@ -116,7 +117,8 @@ class VolumeExplorer:
         display(self.widget)
 
 # %% ../nbs/09b_volume_explorer.ipynb #b603bd80
-def _set_ranges(self):
+@patch
+def _set_ranges(self: VolumeExplorer):
     "Colour ranges of the maps and the threshold slider's range, from the whole volume."
     fg, a = self.vol.foreground, self.vs.amap
     ref = a[fg] if fg.any() else a.ravel()
@@ -125,17 +127,17 @@ def _set_ranges(self):
     self._th0 = float(np.percentile(ref, 99.5))
     self._th_range = (min(0.0, float(ref.min())), max(float(a.max()), 2 * self._th0, 1.0))
 
+@patch
 @contextmanager
-def _silent(self):
+def _silent(self: VolumeExplorer):
     "Change controls from code without a redraw for each change."
     old, self._quiet = self._quiet, True
     try: yield
     finally: self._quiet = old
 
-VolumeExplorer._set_ranges, VolumeExplorer._silent = _set_ranges, _silent
-
 # %% ../nbs/09b_volume_explorer.ipynb #b0c4d78e
-def _build(self):
+@patch
+def _build(self: VolumeExplorer):
     "Create the controls and outputs and lay them out in `self.widget`."
     lay = lambda w: W.Layout(width=w)
     self.slider = W.IntSlider(0, 0, self.n_slices - 1, description=f'{self.axis} slice', continuous_update=False, layout=lay('420px'),
@@ -160,12 +162,12 @@ def _build(self):
                           box(W.VBox([W.HTML('<b>orthogonal views</b> (axial, coronal, sagittal)'), self.views]),
                               W.VBox([W.HTML('<b>per-slice score</b>'), self.curve]), self.table)])
 
-VolumeExplorer._build = _build
-
 # %% ../nbs/09b_volume_explorer.ipynb #02820c36
-def _selected_tasks(self): return [t for t in self.tasks if self.task_toggles[t].value]
+@patch(as_prop=True)
+def selected_tasks(self: VolumeExplorer): return [t for t in self.tasks if self.task_toggles[t].value]
 
-def _refuse(self):
+@patch
+def _refuse(self: VolumeExplorer):
     "Fused 3-D map and per-slice scores from the tasks that are on (no model run), cached per choice."
     key = tuple(self.selected_tasks)
     if key not in self._cache:
@@ -173,11 +175,13 @@ def _refuse(self):
         self._cache[key] = (amap, s, curve_background(s, self.axis, None if self.truth is None else self.truth.any(tuple(i for i in range(3) if i != AXES[self.axis]))))
     self.amap, self.slice_scores, self._curve = self._cache[key]
 
-def step(self, n: int = 1):
+@patch
+def step(self: VolumeExplorer, n: int = 1):
     "Move `n` slices (negative: back)."
     self.slider.value = int(np.clip(self.slider.value + n, 0, self.n_slices - 1))
 
-def _on_change(self, change):
+@patch
+def _on_change(self: VolumeExplorer, change):
     if self._quiet: return
     o = change['owner']
     if o in self.task_toggles.values():
@@ -190,11 +194,9 @@ def _on_change(self, change):
     self.status.value = ''
     self.render()
 
-VolumeExplorer.selected_tasks = property(_selected_tasks)
-VolumeExplorer._refuse, VolumeExplorer.step, VolumeExplorer._on_change = _refuse, step, _on_change
-
 # %% ../nbs/09b_volume_explorer.ipynb #b77904f8
-def _point(self, k: int) -> tuple:
+@patch
+def _point(self: VolumeExplorer, k: int) -> tuple:
     "The voxel the orthogonal views go through: the fused map's maximum in slice k, away from the scan's outer border."
     from scipy import ndimage as ndi
     ax = AXES[self.axis]
@@ -205,7 +207,8 @@ def _point(self, k: int) -> tuple:
     p = [i, j]; p.insert(ax, k)
     return tuple(int(v) for v in p)
 
-def _table(self, k: int) -> str:
+@patch
+def _table(self: VolumeExplorer, k: int) -> str:
     "HTML: the slice's fused score and each task's z-score."
     s, vs = self.slice_scores[k], self.vs
     if not np.isfinite(s): return f'<div style="font-size:12px"><b>slice {k}</b>: not scored (no foreground)</div>'
@@ -217,10 +220,9 @@ def _table(self, k: int) -> str:
     return (f'<div style="font-size:12px;margin-left:12px"><b>{html.escape(Path(self.vol.path).name)}</b>, {self.axis} slice <b>{k}</b><br>'
             f'slice score <b>{s:.3f}</b>, volume score {vs.score:.3f}<table><tr><th>task</th><th>z</th></tr>{"".join(rows)}</table></div>')
 
-VolumeExplorer._point, VolumeExplorer._table = _point, _table
-
 # %% ../nbs/09b_volume_explorer.ipynb #d16bbf37
-def render(self):
+@patch
+def render(self: VolumeExplorer):
     "Redraw everything for the current slice and control values (no model run)."
     self.n_renders += 1
     k, ax, sel = int(self.slider.value), self.axis, self.selected_tasks
@@ -241,10 +243,9 @@ def render(self):
     self.curve.value = to_png(self.curve_rgb)
     self.table.value = self._table(k)
 
-VolumeExplorer.render = render
-
 # %% ../nbs/09b_volume_explorer.ipynb #23282f9e
-def from_file(cls,
+@patch(cls_method=True)
+def from_file(cls: VolumeExplorer,
               run, # a run folder from `train_run`, or a calibrated `Scorer`
               path, # a NIfTI file or DICOM series folder
               axis: str = 'axial', # slicing axis
@@ -258,5 +259,3 @@ def from_file(cls,
         from mtlmad.jobs import open_scorer
         run = open_scorer(run, device)
     return cls(vol, score_volume(run, vol, axis, progress=kwargs.pop('progress', False), **kwargs), truth)
-
-VolumeExplorer.from_file = classmethod(from_file)

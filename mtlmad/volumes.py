@@ -12,15 +12,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
+from fastcore.basics import patch
 
 from .datasets import slab_split
 
 # %% auto #0
 __all__ = ['VOLUMES_EXTRA', 'AXES', 'MissingExtraError', 'require', 'is_nifti', 'is_volume', 'volume_stem', 'load_nifti',
-           'read_dicom_series', 'write_dicom_series', 'foreground_mask', 'rescale_intensity', 'Volume', 'to_source',
-           'from_image', 'read_volume', 'volume_slices', 'slices_to_volume', 'to_model', 'from_model', 'VolumeScore',
-           'maps_to_volume', 'score_volume', 'task_volume', 'fused_volume', 'write_atomic', 'write_map',
-           'predict_volume', 'find_volumes', 'is_volume_folder', 'volumes_to_dataset', 'brain_mri_volume']
+           'write_dicom_series', 'read_dicom_series', 'foreground_mask', 'rescale_intensity', 'Volume', 'from_image',
+           'read_volume', 'volume_slices', 'slices_to_volume', 'to_model', 'from_model', 'VolumeScore',
+           'maps_to_volume', 'score_volume', 'write_atomic', 'write_map', 'predict_volume', 'find_volumes',
+           'is_volume_folder', 'volumes_to_dataset', 'brain_mri_volume']
 
 # %% ../nbs/12_volumes.ipynb #e0d35e84
 VOLUMES_EXTRA = 'pip install "mtlmad[volumes]"'
@@ -85,6 +86,35 @@ def load_nifti(path, # a .nii or .nii.gz file
         raise ValueError(f'{path}: the header describes {img.shape} voxels of {img.get_data_dtype()} but the data cannot be read '
                          f'({type(e).__name__}: {" ".join(str(e).split())}); the file is truncated or its header is wrong') from None
     return img, data
+
+# %% ../nbs/12_volumes.ipynb #fa0e72e1
+def write_dicom_series(folder, # folder to write into (created)
+                       vol: np.ndarray, # (columns, rows, slices) integer voxels
+                       spacing: tuple = (1., 1., 1.), # (column, row, slice) spacing in mm
+                       series_uid: str | None = None, # default: a new UID
+                       skip: tuple = (), # slice indices to leave out (to make a broken series)
+                       prefix: str = 'slice', # file-name prefix
+                      ) -> Path:
+    "Write a small axial MR DICOM series (int16, explicit VR little endian): for tests and examples."
+    pydicom = require('pydicom')
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    series_uid, study_uid = series_uid or generate_uid(), generate_uid()
+    for k in range(vol.shape[2]):
+        if k in skip: continue
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID = MRImageStorage, generate_uid(), ExplicitVRLittleEndian
+        ds = FileDataset(str(folder / f'{prefix}_{k:03d}.dcm'), {}, file_meta=meta, preamble=b'\0' * 128)
+        ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, meta.MediaStorageSOPInstanceUID, 'MR'
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.InstanceNumber = study_uid, series_uid, k + 1
+        ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, k * spacing[2]]
+        ds.PixelSpacing, ds.Rows, ds.Columns = [spacing[1], spacing[0]], vol.shape[1], vol.shape[0]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.PixelData = np.ascontiguousarray(vol[:, :, k].T.astype('<i2')).tobytes()
+        ds.save_as(folder / f'{prefix}_{k:03d}.dcm', enforce_file_format=True)
+    return folder
 
 # %% ../nbs/12_volumes.ipynb #91356f82
 def _dicom_files(folder: Path) -> list:
@@ -152,35 +182,6 @@ def read_dicom_series(folder, # a folder holding the files of one DICOM series
     lps[:3, 2] = (pos[-1] - pos[0]) / (len(pos) - 1)
     return nib.Nifti1Image(np.stack(planes, -1), np.diag([-1., -1., 1., 1.]) @ lps)
 
-# %% ../nbs/12_volumes.ipynb #fa0e72e1
-def write_dicom_series(folder, # folder to write into (created)
-                       vol: np.ndarray, # (columns, rows, slices) integer voxels
-                       spacing: tuple = (1., 1., 1.), # (column, row, slice) spacing in mm
-                       series_uid: str | None = None, # default: a new UID
-                       skip: tuple = (), # slice indices to leave out (to make a broken series)
-                       prefix: str = 'slice', # file-name prefix
-                      ) -> Path:
-    "Write a small axial MR DICOM series (int16, explicit VR little endian): for tests and examples."
-    pydicom = require('pydicom')
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    series_uid, study_uid = series_uid or generate_uid(), generate_uid()
-    for k in range(vol.shape[2]):
-        if k in skip: continue
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, meta.TransferSyntaxUID = MRImageStorage, generate_uid(), ExplicitVRLittleEndian
-        ds = FileDataset(str(folder / f'{prefix}_{k:03d}.dcm'), {}, file_meta=meta, preamble=b'\0' * 128)
-        ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, meta.MediaStorageSOPInstanceUID, 'MR'
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.InstanceNumber = study_uid, series_uid, k + 1
-        ds.ImageOrientationPatient, ds.ImagePositionPatient = [1, 0, 0, 0, 1, 0], [0, 0, k * spacing[2]]
-        ds.PixelSpacing, ds.Rows, ds.Columns = [spacing[1], spacing[0]], vol.shape[1], vol.shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, 'MONOCHROME2'
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.PixelData = np.ascontiguousarray(vol[:, :, k].T.astype('<i2')).tobytes()
-        ds.save_as(folder / f'{prefix}_{k:03d}.dcm', enforce_file_format=True)
-    return folder
-
 # %% ../nbs/12_volumes.ipynb #e15e7374
 def foreground_mask(data: np.ndarray, # a volume
                     level: float = 0.05, # fraction of the way from the minimum to the 99.9th percentile
@@ -223,6 +224,7 @@ class Volume:
                 f'{self.kind}, intensities {self.intensity_range[0]:.4g}..{self.intensity_range[1]:.4g} -> 0..1)')
 
 # %% ../nbs/12_volumes.ipynb #8c84297d
+@patch
 def to_source(vol: Volume, # the volume a map was computed on
               a: np.ndarray, # (X,Y,Z) array in the volume's RAS voxel order
              ) -> np.ndarray:
@@ -230,8 +232,6 @@ def to_source(vol: Volume, # the volume a map was computed on
     nib = require('nibabel')
     back = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt('RAS'), vol.ornt)
     return nib.orientations.apply_orientation(np.asarray(a), back)
-
-Volume.to_source = to_source
 
 # %% ../nbs/12_volumes.ipynb #84728bd4
 def from_image(img, # a 3-D nibabel image (its voxels read and checked)
@@ -379,6 +379,7 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(
                        scorer.sigma, sigma_z, scorer.fusion, res.device, time.perf_counter() - t0)
 
 # %% ../nbs/12_volumes.ipynb #10e67d7b
+@patch
 def task_volume(vs: VolumeScore, # from `score_volume`
                 task: str, # one of its tasks
                ) -> np.ndarray:
@@ -387,6 +388,7 @@ def task_volume(vs: VolumeScore, # from `score_volume`
     if task not in vs.task_maps: raise ValueError(f'unknown task {task!r}; this result has {vs.tasks}')
     return maps_to_volume(gaussian_blur(vs.norms[task].z_map(vs.task_maps[task]), vs.sigma), vs.scored, vs.amap.shape, vs.axis, vs.sigma_z)
 
+@patch
 def fused_volume(vs: VolumeScore, # from `score_volume`
                  tasks=None, # the tasks that enter the fusion (default: all)
                 ) -> tuple[np.ndarray, np.ndarray]:
@@ -396,8 +398,6 @@ def fused_volume(vs: VolumeScore, # from `score_volume`
     s = np.full(len(vs.slice_scores), np.nan)
     s[vs.scored] = fuse_scores({t: v[vs.scored] for t, v in vs.task_slice_scores.items()}, vs.norms, vs.fusion, tasks)
     return maps_to_volume(fuse_maps(vs.task_maps, vs.norms, tasks, vs.sigma), vs.scored, vs.amap.shape, vs.axis, vs.sigma_z), s
-
-VolumeScore.task_volume, VolumeScore.fused_volume = task_volume, fused_volume
 
 # %% ../nbs/12_volumes.ipynb #f23b8fab
 def write_atomic(path, # the final file

@@ -176,6 +176,18 @@ def _on_change(self: AnomalyExplorer, change):
     self.status.value = ''
     self.render()
 
+@patch
+def _on_upload(self: AnomalyExplorer, change):
+    "Score the uploaded file(s); errors are shown, not raised, in the widget."
+    files = change['new']
+    if not files: return
+    for f in files:
+        try:
+            self.add_image(bytes(f['content']), name=f['name'])
+            self.status.value = f'scored <b>{html.escape(f["name"])}</b> on {self.device}'
+        except ValueError as e: self.status.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
+    with self._silent(): self.upload.value = ()
+
 # %% ../nbs/09_widgets.ipynb #40ff1e05
 @patch
 def _table(self: AnomalyExplorer, i: int) -> str:
@@ -194,6 +206,7 @@ def _table(self: AnomalyExplorer, i: int) -> str:
             f'<b>{self.fused_score:.3f}</b> from {len(sel)} task(s)<table style="border-collapse:collapse">'
             f'<tr><th>task</th><th>raw score</th><th>z</th></tr>{"".join(rows)}</table></div>')
 
+# %% ../nbs/09_widgets.ipynb #86c923c7
 @patch
 def render(self: AnomalyExplorer):
     "Redraw everything for the current image and control values (no model run)."
@@ -246,18 +259,6 @@ def add_image(self: AnomalyExplorer,
     self._reorder(keep=len(self) - 1)
     self.render()
     return len(self) - 1
-
-@patch
-def _on_upload(self: AnomalyExplorer, change):
-    "Score the uploaded file(s); errors are shown, not raised, in the widget."
-    files = change['new']
-    if not files: return
-    for f in files:
-        try:
-            self.add_image(bytes(f['content']), name=f['name'])
-            self.status.value = f'scored <b>{html.escape(f["name"])}</b> on {self.device}'
-        except ValueError as e: self.status.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
-    with self._silent(): self.upload.value = ()
 
 # %% ../nbs/09_widgets.ipynb #fb647579
 @patch(cls_method=True)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .base import TaskBatch, ProxyTask, rand
 from ..ops import check_images, gaussian_blur
 
@@ -76,18 +77,18 @@ class InpaintTask(ProxyTask):
         return (l1 * w).sum() / w.sum().clamp_min(1e-6)
 
 # %% ../../nbs/03a_tasks.inpaint.ipynb #71ac2637
-def _inference_inputs(self: InpaintTask, images):
+@patch
+def inference_inputs(self: InpaintTask, images):
     "The image hidden by each of the two checkerboard masks (deterministic fill)."
     check_images(images, self.name, self.grid)
     masks = checkerboard_masks(images.shape[-1], self.grid, images.device).to(images.dtype)
     noise = rand(images.shape, torch.Generator().manual_seed(self.fill_seed), images.device).to(images.dtype)
     return [self.hide(images, m, noise) for m in masks]
 
-def _error_map(self: InpaintTask, images, preds):
+@patch
+def error_map(self: InpaintTask, images, preds):
     "|prediction - image| (mean over channels) from the pass where each pixel was hidden, smoothed."
     if len(preds) != 2: raise ValueError(f'inpaint: error_map needs the 2 predictions of inference_inputs, got {len(preds)}')
     masks = checkerboard_masks(images.shape[-1], self.grid, images.device)
     err = sum((p.float().clamp(0, 1) - images.float()).abs().mean(1, keepdim=True) * m for p, m in zip(preds, masks))
     return gaussian_blur(err, self.smooth)
-
-InpaintTask.inference_inputs, InpaintTask.error_map = _inference_inputs, _error_map

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from .base import TaskBatch, ProxyTask, rand
 from ..ops import check_images, gaussian_blur
 
@@ -83,7 +84,8 @@ class TissueTask(ProxyTask):
         return images.float().mean(1, keepdim=True) > self.bg_level
 
 # %% ../../nbs/03d_tasks.tissue.ipynb #952f77bc
-def _fit(self: TissueTask, images: torch.Tensor, chunk: int = 32) -> None:
+@patch
+def fit(self: TissueTask, images: torch.Tensor, chunk: int = 32) -> None:
     "Learn feature scaling and tissue centroids from normal training images (N, C, S, S)."
     check_images(images, self.name)
     rows = []
@@ -102,7 +104,8 @@ def _fit(self: TissueTask, images: torch.Tensor, chunk: int = 32) -> None:
     self.centroids = c[c[:, 0].argsort()]                     # class order: dark to bright
     self.d_ref = torch.cdist(z, self.centroids).min(1).values.quantile(0.99).clamp_min(1e-4)
 
-def _labels(self: TissueTask, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+@patch
+def labels(self: TissueTask, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "The tissue class map (B, S, S) and the distance to the nearest centroid (B, 1, S, S) of `images`."
     if self.centroids is None: raise RuntimeError('tissue: call fit(normal training images) before making batches or maps')
     dev = images.device
@@ -114,36 +117,36 @@ def _labels(self: TissueTask, images: torch.Tensor) -> tuple[torch.Tensor, torch
     lab = torch.where(fg, lab + int(self.background), torch.zeros_like(lab))
     return lab[:, 0], dmin.sqrt() * fg
 
-TissueTask.fit, TissueTask.labels = _fit, _labels
-
 # %% ../../nbs/03d_tasks.tissue.ipynb #7c7ab28d
-def _make_batch(self: TissueTask, images, generator=None):
+@patch
+def make_batch(self: TissueTask, images, generator=None):
     "Input: the clean images; target: their tissue class map."
     check_images(images, self.name)
     return TaskBatch(images, self.labels(images)[0])
 
-def _loss(self: TissueTask, pred, batch): return F.cross_entropy(pred.float(), batch.target)
+@patch
+def loss(self: TissueTask, pred, batch): return F.cross_entropy(pred.float(), batch.target)
 
-def _error_map(self: TissueTask, images, preds):
+@patch
+def error_map(self: TissueTask, images, preds):
     "Cross-entropy of the observed tissue class plus the excess distance to the nearest normal centroid."
     lab, dmin = self.labels(images)
     ce = F.cross_entropy(preds[0].float(), lab, reduction='none')[:, None]
     excess = (dmin / self.d_ref.to(images.device) - 1).clamp_min(0)
     return gaussian_blur(ce + self.dist_weight * excess, self.smooth).clamp_min(0)
 
-def _state_dict(self: TissueTask) -> dict:
+@patch
+def state_dict(self: TissueTask) -> dict:
     "What `fit` learned (plus the class layout, checked on loading)."
     if self.centroids is None: return {}
     return {'n_classes': self.n_classes, 'background': self.background, 'mean': self.mean.cpu(),
             'std': self.std.cpu(), 'centroids': self.centroids.cpu(), 'd_ref': self.d_ref.cpu()}
 
-def _load_state_dict(self: TissueTask, d: dict) -> None:
+@patch
+def load_state_dict(self: TissueTask, d: dict) -> None:
     "Restore what `fit` learned."
     if not d: return
     if d['n_classes'] != self.n_classes or bool(d['background']) != self.background:
         raise ValueError(f"tissue: state has n_classes={d['n_classes']}, background={d['background']}; "
                          f'this task has n_classes={self.n_classes}, background={self.background}')
     self.mean, self.std, self.centroids, self.d_ref = (torch.as_tensor(d[k]).float() for k in ('mean', 'std', 'centroids', 'd_ref'))
-
-TissueTask.make_batch, TissueTask.loss, TissueTask.error_map = _make_batch, _loss, _error_map
-TissueTask.state_dict, TissueTask.load_state_dict = _state_dict, _load_state_dict
