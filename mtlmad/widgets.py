@@ -152,6 +152,7 @@ def _reorder(self: AnomalyExplorer, keep: int | None = None):
         self.slider.value = int(pos[0]) if len(pos) else 0
         self.slider.disabled = len(idx) == 0
 
+# %% ../nbs/09_widgets.ipynb #7d527f93
 @patch
 def step(self: AnomalyExplorer, n: int = 1):
     "Move `n` images forward (negative: back) in the current order."
