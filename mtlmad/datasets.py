@@ -169,8 +169,9 @@ def read_image(src: str | Path | bytes | np.ndarray, # an image file, the bytes 
               ) -> np.ndarray:
     "Read an image as float32 in [0, 1]: (H, W) for `channels=1`, (H, W, 3) for `channels=3`."
     if channels not in (1, 3): raise ValueError(f'channels should be 1 or 3, got {channels}')
-    if isinstance(src, (str, Path, bytes, bytearray, memoryview)): a = _to_array(_open(src, name)); name = name or str(src)[:80]
-    else: name = name or 'image'; a = _from_array(src, name)
+    encoded = isinstance(src, (str, Path, bytes, bytearray, memoryview))
+    name = name or (str(src) if isinstance(src, (str, Path)) else 'upload' if encoded else 'image')
+    a = _to_array(_open(src, name)) if encoded else _from_array(src, name)
     if not np.isfinite(a).all(): raise ValueError(f'{name}: the image holds NaN pixel values')
     if channels == 1:
         return a if a.ndim == 2 else (a[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.float32)
