@@ -24,17 +24,17 @@ __all__ = ['RUN_FILES', 'CHECKPOINT_FORMAT', 'run_folder', 'checkpoint_path', 'r
 # %% ../nbs/05a_checkpoint.ipynb #fccc5786
 RUN_FILES = {'checkpoint': 'model.pt', 'config': 'config.json', 'history': 'history.json', 'loss': 'loss.png', 'record': 'run.json'}
 
-def run_folder(run: str | Path # a run folder or its checkpoint (a .pt file)
+def run_folder(run: str | Path # a run folder or its checkpoint (a file, or a path ending in .pt)
               ) -> Path:
     "The folder of a run."
     p = Path(run)
-    return p.parent if p.suffix == '.pt' else p
+    return p.parent if p.suffix == '.pt' or p.is_file() else p
 
-def checkpoint_path(run: str | Path # a run folder or its checkpoint (a .pt file)
+def checkpoint_path(run: str | Path # a run folder or its checkpoint (a file, or a path ending in .pt)
                    ) -> Path:
     "The checkpoint file of a run."
     p = Path(run)
-    return p if p.suffix == '.pt' else p / RUN_FILES['checkpoint']
+    return p if p.suffix == '.pt' or p.is_file() else p / RUN_FILES['checkpoint']
 
 # %% ../nbs/05a_checkpoint.ipynb #799d260f
 def read_run_record(run: str | Path # a run folder or its checkpoint

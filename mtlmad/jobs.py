@@ -12,7 +12,7 @@ import torch
 import matplotlib.pyplot as plt
 
 from .core import MTLConfig, get_device
-from .checkpoint import load_run, run_data, run_folder, save_checkpoint, update_run_record
+from .checkpoint import checkpoint_path, load_run, run_data, run_folder, save_checkpoint, update_run_record
 from .datasets import (EvalSet, dataset_info, find_samples, load_images, load_split, make_demo_data, model_input,
                              normal_samples, read_image)
 from .metrics import image_metrics, pixel_metrics, as_percent
@@ -67,7 +67,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     res = fit(cfg, train, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
     scorer = Scorer(res.model, res.tasks, fusion_tasks=cfg.fused)
     scorer.calibrate(cal_images, load_images(reference_subset(train), cfg))
-    save_checkpoint(out / 'model.pt', res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
+    save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
 
