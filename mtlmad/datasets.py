@@ -547,6 +547,10 @@ def example_images(n: int = 4, # how many slices
 # %% ../nbs/01_datasets.ipynb #285542c6
 MAX_CACHE_BYTES = 2 * 2**30  # training sets up to this size are held in memory as one tensor
 
+def _fits_in_memory(n: int, cfg: MTLConfig) -> bool:
+    "Whether `n` images at the config's size stay within `MAX_CACHE_BYTES` as one float32 tensor."
+    return n * cfg.channels * cfg.image_size ** 2 * 4 <= MAX_CACHE_BYTES
+
 def normal_samples(data, # a dataset folder (BMAD or MVTec layout) or a list of `Sample`s
                    split: str = 'train', # the split of a folder to take
                   ) -> list[Sample]:
@@ -567,7 +571,7 @@ def load_images(data, # a tensor (N, C, S, S) in [0, 1], a list of `Sample`s, or
     if isinstance(data, torch.Tensor): x = data
     else:
         samples, s, c = normal_samples(data), cfg.image_size, cfg.channels
-        if len(samples) * c * s * s * 4 > MAX_CACHE_BYTES: raise ValueError(f'{len(samples)} images of {c}x{s}x{s} exceed the in-memory limit MAX_CACHE_BYTES')
+        if not _fits_in_memory(len(samples), cfg): raise ValueError(f'{len(samples)} images of {c}x{s}x{s} exceed the in-memory limit MAX_CACHE_BYTES')
         dset = AnomalyDataset(samples, image_size=s, channels=c)
         x = torch.stack([dset[i]['image'] for i in range(len(samples))])
     x = check_images(x, 'training images', values=True).float()
@@ -594,16 +598,17 @@ class TrainSource:
         if not torch.isfinite(x).all(): raise ValueError(f'non-finite pixels in one of {[self.dataset.samples[int(i)].path for i in idx]}')
         return x
 
-def train_source(data, # a tensor (N, C, S, S), a list of `Sample`s or a dataset folder
+def train_source(data, # a tensor (N, C, S, S), a list of `Sample`s, a dataset folder, or a `TrainSource` (returned as it is)
                  cfg: MTLConfig, # its image_size and channels
                  stream: bool | None = None, # None: stream when the set exceeds MAX_CACHE_BYTES; True/False force it
                 ) -> TrainSource:
     "The training images, in memory or streamed from their files."
+    if isinstance(data, TrainSource): return data
     if isinstance(data, torch.Tensor): return TrainSource(load_images(data, cfg))
-    samples, s, c = normal_samples(data), cfg.image_size, cfg.channels
-    if stream is None: stream = len(samples) * c * s * s * 4 > MAX_CACHE_BYTES
+    samples = normal_samples(data)
+    if stream is None: stream = not _fits_in_memory(len(samples), cfg)
     if not stream: return TrainSource(load_images(samples, cfg))
-    return TrainSource(dataset=AnomalyDataset(samples, image_size=s, channels=c))
+    return TrainSource(dataset=AnomalyDataset(samples, image_size=cfg.image_size, channels=cfg.channels))
 
 # %% ../nbs/01_datasets.ipynb #6a8ea78f
 @dataclass

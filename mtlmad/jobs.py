@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from .core import MTLConfig, get_device
 from .checkpoint import checkpoint_path, load_run, run_data, run_folder, save_checkpoint, update_run_record
 from .datasets import (EvalSet, dataset_info, find_samples, load_images, load_split, make_demo_data, model_input,
-                             normal_samples, read_image)
+                             normal_samples, read_image, train_source)
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .score import Scorer, Prediction
@@ -43,7 +43,7 @@ def _channels_for(data, cfg: MTLConfig) -> MTLConfig:
     info = dataset_info(name)
     return cfg.replace(channels=info.channels) if info and info.channels != cfg.channels else cfg
 
-def reference_subset(items, # normal training images (N,C,S,S) or their samples
+def reference_subset(items, # normal training images (N,C,S,S), their samples or their indices
                      n: int = 256, # at most this many, evenly spread over the set
                     ):
     "The training normals that calibrate each location: all of them, or `n` evenly spaced ones."
@@ -64,9 +64,10 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     cfg = _channels_for(data, cfg)
     train, cal_images, cal_from = _calibration_split(data, cfg, normal_samples(data, 'train'))
     update_run_record(out, data=data)   # recorded first, so that `--resume` finds the data of a stopped run
-    res = fit(cfg, train, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
+    src = train_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
+    res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
     scorer = Scorer(res.model, res.tasks, fusion_tasks=cfg.fused)
-    scorer.calibrate(cal_images, load_images(reference_subset(train), cfg))
+    scorer.calibrate(cal_images, src.batch(reference_subset(torch.arange(len(src)))).cpu())
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out

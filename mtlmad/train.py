@@ -227,7 +227,7 @@ def _stop_on_sigterm(st: dict):
 
 # %% ../nbs/05_train.ipynb #a36f176f
 def fit(cfg: MTLConfig, # model, tasks and schedule
-        images_or_samples, # normal training images: tensor (N, C, S, S) in [0, 1], list of Samples, or a dataset folder
+        images_or_samples, # normal training images: tensor (N, C, S, S) in [0, 1], list of Samples, a dataset folder or a `TrainSource`
         out_dir: str | Path | None = None, # where to write model.pt, config.json, history.json, loss.png
         valid=None, # optional normal validation images (same forms) for per-epoch validation losses
         progress: bool = True, # show a progress bar with per-task losses
