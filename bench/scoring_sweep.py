@@ -1,37 +1,45 @@
 """Sensitivity of the scoring settings, measured on the validation split only, from saved models (no training).
 
-    python bench/scoring_sweep.py DATA_DIR MODEL.pt [MODEL.pt ...]
+    python bench/scoring_sweep.py DATA_DIR MODEL.pt [MODEL.pt ...] [DATA_DIR MODEL.pt ...]
+
+    python bench/scoring_sweep.py --around '{"score_sigma": 0.5}' --settings '[{}, {"k": 5}]' DATA_DIR MODEL.pt ...
+
+`--around` applies its settings under every row (a sweep around another point than the defaults); `--settings` replaces
+the list of rows. Each data folder is followed by the models trained on it (for example one folder per fold of `bench/ablate.py
+--fold`, each with its three seeds); every model is validated on its own folder's valid split.
 
 MODEL.pt files are written by `bench/ablate.py --save DIR`. For each setting (k similar reference images, pixels
 eroded off the tissue's edge, map smoothing, the floor of the per-location spread, the smoothing of the reference
-statistics; and, apart, the smoothing before each task's image score only, and a test-time flip) it prints the validation image AUROC (mean of the tasks' z-scores), pixel AUROC and AUPRO, averaged
-over the models, and the image AUROC of each model. The test split is never read."""
-import sys
+statistics, the smoothing before each task's image score, a test-time flip, the fusion) it prints the validation image
+AUROC (mean of the tasks' z-scores), pixel AUROC and AUPRO, averaged over the models, and the image AUROC of each model. The test split is never read."""
+import argparse, json
+from pathlib import Path
 import numpy as np
 import torch
 
 from mtlmad.datasets import load_split
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
-from mtlmad.ops import gaussian_blur
 from mtlmad.score import (Scorer, TaskNorm, calibrated_errors, foreground_masks, fuse_maps, fuse_scores, image_thumbs,
-                          make_reference, region_max)
+                          make_reference)
 
 SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
-            dict(floor=0.1), dict(floor=0.5), dict(ref_sigma=0), dict(ref_sigma=2),
-            # the smoothing before each task's maximum only (the maps keep sigma=2)
-            dict(score_sigma=0), dict(score_sigma=0.5), dict(score_sigma=1), dict(score_sigma=1.5), dict(score_sigma=4),
+            dict(floor=0.25), dict(floor=1.0), dict(ref_sigma=0), dict(ref_sigma=2),
+            # the smoothing before each task's maximum only (sigma smooths the maps)
+            dict(score_sigma=0), dict(score_sigma=1), dict(score_sigma=2), dict(score_sigma=1.5), dict(score_sigma=4),
             # test-time flip: each error map the mean of the image's and its mirror image's (twice the model runs)
-            dict(flip=True)]
+            dict(flip=True),
+            # the image score from the fused map's maximum instead of the mean of the tasks' z-scored image scores
+            dict(fusion='max')]
 
 
-def validation_metrics(train, valid, e_train, e_valid, k=10, erode=3, sigma=2.0, floor=0.25, ref_sigma=1.0, score_sigma=None) -> dict:
+def validation_metrics(train, valid, e_train, e_valid, k=10, erode=3, sigma=2.0, floor=0.5, ref_sigma=1.0, score_sigma=0.5,
+                       fusion='mean') -> dict:
     "Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's), as `Scorer` computes them."
     normal = valid.labels == 0
     ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images), floor=floor)
-    z, score, fg = calibrated_errors(e_valid, valid.images, ref, k, sigma, erode, ref_sigma)
-    if score_sigma is not None: score = {t: region_max(gaussian_blur(m, score_sigma), fg) for t, m in z.items()}
+    z, score, fg = calibrated_errors(e_valid, valid.images, ref, k, score_sigma, erode, ref_sigma)
     norms = {t: TaskNorm.from_errors(score[t][normal], z[t][normal][fg[normal]]) for t in z}
-    m = image_metrics(valid.labels, fuse_scores(score, norms, 'mean'))
+    m = image_metrics(valid.labels, fuse_scores(score, norms, fusion, list(z), z, sigma))
     m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, list(z), sigma)))
     return as_percent(m)
 
@@ -46,21 +54,33 @@ def errors(sc, images, flip=False) -> dict:
 
 def main():
     torch.set_num_threads(1)
-    data, files = sys.argv[1], sys.argv[2:]
-    if not files: raise SystemExit(__doc__)
-    train, valid = load_split(data, 'train', 128, 1, normal_only=True), load_split(data, 'valid', 128, 1)
-    errs = []
-    for f in files:
-        ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
-        sc = Scorer(ck['model'], ck['tasks'], device='cpu')
-        errs.append({flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in (False, True)})
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--around', type=json.loads, default={}, help='settings under every row, as JSON')
+    ap.add_argument('--settings', type=json.loads, default=SETTINGS, help='the rows, as a JSON list of settings')
+    ap.add_argument('folders_and_models', nargs='+')
+    a = ap.parse_args()
+    groups = []
+    for arg in a.folders_and_models:
+        if Path(arg).is_dir(): groups.append((arg, []))
+        elif groups: groups[-1][1].append(arg)
+        else: raise SystemExit(f'{arg}: a data folder should come before its models\n\n{__doc__}')
+    if not groups or not all(files for _, files in groups): raise SystemExit(__doc__)
+    errs = []   # (train, valid, {flip: (train errors, valid errors)}) per model
+    for data, files in groups:
+        train, valid = load_split(data, 'train', 128, 1, normal_only=True), load_split(data, 'valid', 128, 1)
+        for f in files:
+            ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
+            sc = Scorer(ck['model'], ck['tasks'], device='cpu')
+            errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in (False, True)}))
     print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
-    for s in SETTINGS:
+    if a.around: print(f'Every row also sets {a.around}.\n')
+    for row in a.settings:
+        s = {**a.around, **row}
         flip = s.get('flip', False); kw = {k: v for k, v in s.items() if k != 'flip'}
-        rs = [validation_metrics(train, valid, *e[flip], **kw) for e in errs]
+        rs = [validation_metrics(tr, va, *e[flip], **kw) for tr, va, e in errs]
         mean = lambda k: f"{np.mean([r[k] for r in rs]):.1f}"
         per = ' '.join(f"{r['image_auroc']:.0f}" for r in rs)
-        name = s or 'mtlmad defaults (k=10, erode=3, sigma=2, floor=0.25, ref_sigma=1)'
+        name = row or ('the --around settings' if a.around else 'mtlmad defaults (k=10, erode=3, sigma=2, score_sigma=0.5, floor=0.5, ref_sigma=1)')
         print(f"| {name} | {mean('image_auroc')} | {mean('pixel_auroc')} | {mean('aupro')} | {per} |", flush=True)
 
 

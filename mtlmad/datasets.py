@@ -10,7 +10,7 @@ from dataclasses import dataclass, asdict
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -487,6 +487,16 @@ def _clear_demo(out: Path, overwrite: bool):
     out.mkdir(parents=True, exist_ok=True)
 
 # %% ../nbs/01_datasets.ipynb #1eeaa849
+def _check_split(split, n: int) -> np.ndarray:
+    "An explicit slice assignment, checked: one known split name per slice, and some slices in each split."
+    a = np.asarray(split, dtype=object)
+    if a.shape != (n,): raise ValueError(f'split should name a split for each of the {n} slices, got {len(a)} names')
+    bad = sorted(set(a) - {'train', 'valid', 'test', 'gap'})
+    if bad: raise ValueError(f"split names should be 'train', 'valid', 'test' or 'gap', got {bad}")
+    empty = [s for s in ('train', 'valid', 'test') if not np.any(a == s)]
+    if empty: raise ValueError(f'split gives no slice to {empty}')
+    return a.astype(str)
+
 def make_demo_data(out_dir: str | Path, # folder to write the dataset into (created)
                    image_size: int = 128, # side of the square images
                    seed: int = 0, # seeds every lesion
@@ -498,12 +508,13 @@ def make_demo_data(out_dir: str | Path, # folder to write the dataset into (crea
                    overwrite: bool = False, # rebuild into a non-empty folder
                    paste_fn: Callable | None = None, # the lesion maker; default `mtlmad.lesions.paste_lesion`
                    keep_skull: bool = False, # keep the whole head; default: brain only (skull-stripped, as BMAD Brain)
+                   split: Sequence[str] | None = None, # 'train', 'valid', 'test' or 'gap' per slice, in z order; default `slab_split`
                   ) -> Path:
     "Write the BrainMRI-demo dataset (BMAD layout) from the embedded MRI, split by slab, with pasted evaluation lesions."
     if paste_fn is None: from mtlmad.lesions import paste_lesion as paste_fn
     out = Path(out_dir); _clear_demo(out, overwrite)
     mri = _shipped_mri()
-    assign = slab_split(len(mri), n_slabs, slab_size)
+    assign = slab_split(len(mri), n_slabs, slab_size) if split is None else _check_split(split, len(mri))
     counts, ungood_meta = Counter(), []
     for split, n_ung in (('valid', valid_ungood), ('test', test_ungood)):
         idx = np.flatnonzero(assign == split)

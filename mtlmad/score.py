@@ -131,7 +131,7 @@ def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference 
                    thumbs: np.ndarray, # (N, D) their thumbnails
                    fg: np.ndarray, # (N,S,S) their foregrounds
                    scale: int = 2, # the reference maps are kept at 1/scale resolution (they are smooth)
-                   floor: float = 0.25, # the spread's floor, as a fraction of the task's spread over all foreground pixels
+                   floor: float = 0.5, # the spread's floor, as a fraction of the task's spread over all foreground pixels
                   ) -> dict:
     "The per-location reference: thumbnails, downsampled error maps, and a floor for each task's spread."
     small = {t: F.avg_pool2d(torch.as_tensor(m)[:, None], scale)[:, 0].half() for t, m in maps.items()}
@@ -162,7 +162,7 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       images: torch.Tensor, # (N,C,S,S) the images
                       reference: dict | None = None, # from `make_reference`; None: no per-location calibration
                       k: int = 10, # similar reference images per image
-                      sigma: float = 2.0, # smoothing of the maps before their maximum is taken as the score
+                      score_sigma: float = 0.5, # smoothing of each map before its maximum is taken as the task's image score
                       erode: int = 3, # see `foreground_masks`
                       ref_sigma: float = 1.0, # see `local_z`
                       foreground_only: bool = True, # False: every pixel counts
@@ -171,7 +171,7 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
     if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-    return maps, {t: region_max(gaussian_blur(m, sigma), fg) for t, m in maps.items()}, fg
+    return maps, {t: region_max(gaussian_blur(m, score_sigma), fg) for t, m in maps.items()}, fg
 
 # %% ../nbs/06_score.ipynb #16963440
 @dataclass
@@ -223,6 +223,7 @@ class Scorer:
                  norms: dict | None = None, # task -> TaskNorm (from `calibrate` or a checkpoint)
                  fusion: str = 'mean', # 'mean' of the tasks' z-scores, 'rank', or 'max' of the fused map
                  sigma: float = 2.0, # smoothing of the maps (pixels at model resolution)
+                 score_sigma: float = 0.5, # smoothing of each task's map before its maximum is the task's image score
                  device='auto',
                  reference: dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
                  k: int = 10, # reference images that calibrate each test image (its k most similar)
@@ -230,7 +231,7 @@ class Scorer:
                  fusion_tasks=None, # the tasks that make the fused score and map (default: all of `tasks`)
                 ):
         self.model, self.tasks, self.norms, self.fusion, self.sigma = model, tasks, norms or {}, fusion, sigma
-        self.reference, self.k, self.foreground_only = reference, k, foreground_only
+        self.reference, self.k, self.foreground_only, self.score_sigma = reference, k, foreground_only, score_sigma
         self.fusion_tasks = list(fusion_tasks or tasks)
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
@@ -258,7 +259,7 @@ def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, d
     maps, scores, gates = self.errors(images, batch_size, progress)
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
-    maps, scores, fg = calibrated_errors(maps, images, self.reference, self.k, self.sigma, foreground_only=self.foreground_only)
+    maps, scores, fg = calibrated_errors(maps, images, self.reference, self.k, self.score_sigma, foreground_only=self.foreground_only)
     return maps, scores, gates, fg
 
 @patch
@@ -299,6 +300,7 @@ def norms_dict(self: Scorer) -> dict:
     "The calibration as plain values and tensors, for a checkpoint."
     d = {t: vars(n).copy() for t, n in self.norms.items()}
     if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
+    d['_scoring'] = {'score_sigma': self.score_sigma}   # the norms fit image scores made this way
     return d
 
 @patch(cls_method=True)

@@ -313,3 +313,16 @@ def test_predict_refuses_a_decompression_bomb_naming_the_file(tmp_path, calibrat
     err = capsys.readouterr().err
     assert 'huge.png: the image is too large to read safely' in err and 'Traceback' not in err
     assert not (tmp_path / 'out' / 'scores.json').exists()
+
+
+def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_run):
+    "A run saved with its score smoothing keeps it; a run saved before mtlmad 0.2.1 (no '_scoring') keeps smoothing by `sigma`."
+    from mtlmad.jobs import open_scorer
+    from mtlmad.score import Scorer
+    assert open_scorer(calibrated_run, device='cpu').score_sigma == 0.5
+    res = fit(TINY, IMGS, progress=False, device='cpu')
+    sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(IMGS)
+    old = {k: v for k, v in sc.norms_dict().items() if k != '_scoring'}
+    save_checkpoint(tmp_path / 'model.pt', res.model, res.tasks, TINY, norm=old)
+    assert open_scorer(tmp_path, device='cpu').score_sigma == 2.0
+    assert open_scorer(tmp_path, device='cpu', sigma=3.0).score_sigma == 3.0
