@@ -122,17 +122,20 @@ def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fu
 
 
 def table(log: Path) -> str:
-    "Markdown: one row per run name (in log order), fused metrics mean ± std over seeds, validation then test."
+    """Markdown: one row per run name (in log order). Validation: the mean over every model of the run (all its folds and
+    seeds); test: mean ± std over the seeds trained on the shipped split (fold 0) only. A model scored twice counts once (the last)."""
     rows = {}
     for line in log.read_text().splitlines():
-        r = json.loads(line); rows.setdefault(r['name'], []).append(r)
-    fmt = lambda v: f'{np.mean(v):.1f} ± {np.std(v):.1f}'
-    out = ['| run | seeds | steps | valid image / pixel / AUPRO | test image AUROC | test pixel AUROC | test AUPRO |',
+        r = json.loads(line); rows.setdefault(r['name'], {})[(Path(r['data']).name, r['seed'])] = r
+    fmt = lambda v: f'{np.mean(v):.1f} ± {np.std(v):.1f}' if v else '-'
+    out = ['| run | models (folds) | steps | valid image / pixel / AUPRO | test image AUROC | test pixel AUROC | test AUPRO |',
            '|---|---|---|---|---|---|---|']
-    for name, rs in rows.items():
+    for name, by in rows.items():
+        rs = list(by.values())
+        shipped = [r for (d, _), r in by.items() if '_fold' not in d]
         v = ' / '.join(f"{np.mean([r['valid']['fused'][m] for r in rs]):.1f}" for m in METRICS)
-        t = [fmt([r['test']['fused'][m] for r in rs]) for m in METRICS]
-        out.append(f"| {name} | {len(rs)} | {rs[0].get('steps', '')} | {v} | {' | '.join(t)} |")
+        t = [fmt([r['test']['fused'][m] for r in shipped]) for m in METRICS]
+        out.append(f"| {name} | {len(rs)} ({len({d for d, _ in by})}) | {rs[0].get('steps', '')} | {v} | {' | '.join(t)} |")
     return '\n'.join(out)
 
 
