@@ -18,7 +18,7 @@ image), 'foreground' (the same, foreground only), 'local' (per-location calibrat
 training normals, foreground only: the default). Validation (the valid split: held-out normals and their lesioned
 copies) and test figures are both written, one JSON line per model and scoring, so every row of the ablation
 table can be traced to its command. Choices are made on validation; test is only reported."""
-import argparse, contextlib, functools, json, os, sys, time
+import argparse, functools, json, os, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,6 @@ from mtlmad.datasets import make_demo_data, slab_split
 from mtlmad.datasets import load_split
 from mtlmad.jobs import task_metrics
 from mtlmad.metrics import as_percent, image_metrics
-import mtlmad.score as score_mod
 from mtlmad.score import Scorer
 from mtlmad.train import fit
 
@@ -95,25 +94,14 @@ def splits(data: Path, size: int, channels: int) -> tuple:
     return tuple(load_split(data, s, size, channels, normal_only=s == 'train') for s in ('train', 'valid', 'test'))
 
 
-@contextlib.contextmanager
-def floor_of_reference(floor):
-    "Calibrate with another floor of the per-location spread than `make_reference`'s default (None: the default)."
-    if floor is None: yield; return
-    orig = score_mod.make_reference
-    score_mod.make_reference = functools.partial(orig, floor=floor)
-    try: yield
-    finally: score_mod.make_reference = orig
-
-
 def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fusion_tasks=None, scorer_kw=None):
     "Score one trained model on the valid and test splits with each scoring; append a log line for each."
     train, valid, test = splits(data, model.cfg.image_size, model.cfg.channels)
     for scoring in scorings.split(','):
         if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
         sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole', fusion_tasks=fusion_tasks or model.cfg.fused,
-                    **{k: v for k, v in (scorer_kw or {}).items() if k != 'floor'})
-        with floor_of_reference((scorer_kw or {}).get('floor')):
-            sc.calibrate(valid.normals(), train.images if scoring == 'local' else None)
+                    **(scorer_kw or {}))
+        sc.calibrate(valid.normals(), train.images if scoring == 'local' else None)
         r = dict(rec, name=f"{rec['name']}/{scoring}", scoring=scoring, scorer=scorer_kw or {}, fusion_tasks=sc.fusion_tasks, data=str(data),
                  valid=evaluate(sc, valid), test=evaluate(sc, test))
         with open(log, 'a') as f: f.write(json.dumps(r) + '\n')
@@ -145,7 +133,7 @@ def main():
     ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--set', action='append', default=[])
     ap.add_argument('--scorings', default='local', help='comma list of: whole, foreground, local')
     ap.add_argument('--scorer', type=json.loads, default=None,
-                    help='scoring settings other than the defaults, as JSON: Scorer arguments (k, sigma, score_sigma) and the reference floor')
+                    help='scoring settings other than the defaults, as JSON Scorer arguments (e.g. k, sigma, score_sigma, floor)')
     ap.add_argument('--fusion-tasks', default=None, help='comma list of the tasks that enter the fusion (default: all)')
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head')
     ap.add_argument('--fold', type=int, default=0, help='demo data with fold K\'s validation slabs (see FOLDS; 0: as shipped)')

@@ -224,6 +224,7 @@ class Scorer:
                  fusion: str = 'mean', # 'mean' of the tasks' z-scores, 'rank', or 'max' of the fused map
                  sigma: float = 2.0, # smoothing of the maps (pixels at model resolution)
                  score_sigma: float = 0.5, # smoothing of each task's map before its maximum is the task's image score
+                 floor: float = 0.5, # floor of the per-location spread, set at `calibrate` (see `make_reference`)
                  device='auto',
                  reference: dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
                  k: int = 10, # reference images that calibrate each test image (its k most similar)
@@ -231,7 +232,7 @@ class Scorer:
                  fusion_tasks=None, # the tasks that make the fused score and map (default: all of `tasks`)
                 ):
         self.model, self.tasks, self.norms, self.fusion, self.sigma = model, tasks, norms or {}, fusion, sigma
-        self.reference, self.k, self.foreground_only, self.score_sigma = reference, k, foreground_only, score_sigma
+        self.reference, self.k, self.foreground_only, self.score_sigma, self.floor = reference, k, foreground_only, score_sigma, floor
         self.fusion_tasks = list(fusion_tasks or tasks)
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
@@ -278,7 +279,7 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     if reference_images is not None:
         if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
         maps, _, _ = self.errors(reference_images, batch_size)
-        self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images))
+        self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images), floor=self.floor)
     maps, scores, _, fg = self._parts(normal_images, batch_size)
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
     return self.norms
