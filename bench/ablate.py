@@ -74,9 +74,9 @@ def compare(log: Path, a: str, b: str) -> str:
         out.append(f"| {d} | {','.join(map(str, ss))} | {' | '.join(cells)} |")
     out.append('')
     for m in METRICS:
-        dm = np.array(diffs[m])
-        out.append(f'- {m}: mean difference {dm.mean():+.2f} over {len(dm)} pairs (std {dm.std(ddof=1) if len(dm) > 1 else 0:.2f}, '
-                   f'standard error {dm.std(ddof=1) / np.sqrt(len(dm)) if len(dm) > 1 else 0:.2f}); {int((dm > 0).sum())} of {len(dm)} pairs favour {b}')
+        dm = np.array(diffs[m]); sd = dm.std(ddof=1) if len(dm) > 1 else 0.0
+        out.append(f'- {m}: mean difference {dm.mean():+.2f} over {len(dm)} pairs (std {sd:.2f}, standard error {sd / np.sqrt(len(dm)):.2f}); '
+                   f'{int((dm > 0).sum())} of {len(dm)} pairs favour {b}')
     return '\n'.join(out)
 
 

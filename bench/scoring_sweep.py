@@ -12,7 +12,7 @@ MODEL.pt files are written by `bench/ablate.py --save DIR`. For each setting (k 
 eroded off the tissue's edge, map smoothing, the floor of the per-location spread, the smoothing of the reference
 statistics, the smoothing before each task's image score, a test-time flip, the fusion) it prints the validation image
 AUROC (mean of the tasks' z-scores), pixel AUROC and AUPRO, averaged over the models, and the image AUROC of each model. The test split is never read."""
-import argparse, json
+import argparse, inspect, json
 from pathlib import Path
 import numpy as np
 import torch
@@ -32,7 +32,14 @@ SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(si
             dict(fusion='max')]
 
 
-def validation_metrics(train, valid, e_train, e_valid, k=10, erode=3, sigma=2.0, floor=0.5, ref_sigma=1.0, score_sigma=0.5,
+def _default(fn, name):
+    "The default of one of mtlmad's own arguments: the sweep's defaults are the package's, never a copy of them."
+    return inspect.signature(fn).parameters[name].default
+
+
+def validation_metrics(train, valid, e_train, e_valid, k=_default(Scorer, 'k'), erode=_default(calibrated_errors, 'erode'),
+                       sigma=_default(Scorer, 'sigma'), floor=_default(make_reference, 'floor'),
+                       ref_sigma=_default(calibrated_errors, 'ref_sigma'), score_sigma=_default(Scorer, 'score_sigma'),
                        fusion='mean') -> dict:
     "Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's), as `Scorer` computes them."
     normal = valid.labels == 0
@@ -42,6 +49,10 @@ def validation_metrics(train, valid, e_train, e_valid, k=10, erode=3, sigma=2.0,
     m = image_metrics(valid.labels, fuse_scores(score, norms, fusion, list(z), z, sigma))
     m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, list(z), sigma)))
     return as_percent(m)
+
+
+DEFAULTS = ', '.join(f'{k}={v.default}' for k, v in inspect.signature(validation_metrics).parameters.items() if v.default is not v.empty
+                     and k != 'fusion')
 
 
 def errors(sc, images, flip=False) -> dict:
@@ -65,13 +76,14 @@ def main():
         elif groups: groups[-1][1].append(arg)
         else: raise SystemExit(f'{arg}: a data folder should come before its models\n\n{__doc__}')
     if not groups or not all(files for _, files in groups): raise SystemExit(__doc__)
+    flips = {bool({**a.around, **row}.get('flip', False)) for row in a.settings}   # the mirrored images run only if a row asks
     errs = []   # (train, valid, {flip: (train errors, valid errors)}) per model
     for data, files in groups:
         train, valid = load_split(data, 'train', 128, 1, normal_only=True), load_split(data, 'valid', 128, 1)
         for f in files:
             ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
             sc = Scorer(ck['model'], ck['tasks'], device='cpu')
-            errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in (False, True)}))
+            errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in flips}))
     print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
     if a.around: print(f'Every row also sets {a.around}.\n')
     for row in a.settings:
@@ -80,7 +92,7 @@ def main():
         rs = [validation_metrics(tr, va, *e[flip], **kw) for tr, va, e in errs]
         mean = lambda k: f"{np.mean([r[k] for r in rs]):.1f}"
         per = ' '.join(f"{r['image_auroc']:.0f}" for r in rs)
-        name = row or ('the --around settings' if a.around else 'mtlmad defaults (k=10, erode=3, sigma=2, score_sigma=0.5, floor=0.5, ref_sigma=1)')
+        name = row or ('the --around settings' if a.around else f'mtlmad defaults ({DEFAULTS})')
         print(f"| {name} | {mean('image_auroc')} | {mean('pixel_auroc')} | {mean('aupro')} | {per} |", flush=True)
 
 
