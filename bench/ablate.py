@@ -89,14 +89,14 @@ def evaluate(scorer, es) -> dict:
 
 
 @functools.lru_cache(maxsize=4)
-def splits(data: Path, size: int, channels: int) -> tuple:
+def splits(data: Path, size: int, channels: int, intensity: str = 'none') -> tuple:
     "The train (normals), valid and test splits, read once per data folder and size."
-    return tuple(load_split(data, s, size, channels, normal_only=s == 'train') for s in ('train', 'valid', 'test'))
+    return tuple(load_split(data, s, size, channels, normal_only=s == "train", intensity=intensity) for s in ("train", "valid", "test"))
 
 
 def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fusion_tasks=None, scorer_kw=None):
     "Score one trained model on the valid and test splits with each scoring; append a log line for each."
-    train, valid, test = splits(data, model.cfg.image_size, model.cfg.channels)
+    train, valid, test = splits(data, model.cfg.image_size, model.cfg.channels, model.cfg.intensity)
     for scoring in scorings.split(','):
         if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
         sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole', fusion_tasks=fusion_tasks or model.cfg.fused,
@@ -171,7 +171,7 @@ def main():
         except json.JSONDecodeError: over[k] = v
     for seed in [int(s) for s in a.seeds.split(',')]:
         cfg = MTLConfig(seed=seed).replace(**over)
-        train = splits(data, cfg.image_size, cfg.channels)[0]
+        train = splits(data, cfg.image_size, cfg.channels, cfg.intensity)[0]
         t0 = time.time()
         res = fit(cfg, train.images, progress=False, device='cpu')
         rec = dict(name=a.name, seed=seed, config=over, fit_s=round(time.time() - t0, 1), steps=cfg.total_steps(len(train)),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ALL_TASKS', 'DEFAULT_TASKS', 'get_device', 'seed_everything', 'Config', 'MTLConfig']
+__all__ = ['ALL_TASKS', 'INTENSITY', 'DEFAULT_TASKS', 'get_device', 'seed_everything', 'Config', 'MTLConfig']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -99,6 +99,7 @@ class Config:
 
 # %% ../nbs/00_core.ipynb #40972864
 ALL_TASKS = ('inpaint', 'denoise', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
+INTENSITY = ('none', 'percentile')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
 DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
 
 @dataclass
@@ -106,6 +107,7 @@ class MTLConfig(Config):
     "Every option of an mtlmad model and its training run; defaults train on a laptop CPU at 128x128."
     image_size: int = 128        # images are resized to image_size x image_size
     channels: int = 1            # 1 for grey (MRI, CT, OCT, X-ray), 3 for RGB (histopathology)
+    intensity: str = 'none'      # input preparation of every image at every door: 'none' (the file's own scale) or 'percentile'
     width: int = 32              # channels of the shared stem; experts and heads scale from it
     n_experts: int = 4           # experts per MoE block
     n_moe_blocks: int = 2        # MoE blocks after the stem
@@ -134,6 +136,7 @@ class MTLConfig(Config):
         if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
+        if self.intensity not in INTENSITY: raise ValueError(f'intensity must be one of {INTENSITY}, got {self.intensity!r}')
         if self.top_k < 0: raise ValueError(f'top_k must be 0 (dense) or a positive number of experts, got {self.top_k}')
 
     def total_steps(self, n_images: int # training images

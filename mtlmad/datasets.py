@@ -19,15 +19,15 @@ from scipy import ndimage
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .core import MTLConfig
+from .core import INTENSITY, MTLConfig
 from .ops import check_images
 
 # %% auto #0
 __all__ = ['BRAIN_MRI_FILE', 'IMAGE_EXTS', 'DATASETS', 'SPLITS', 'MASK_DIRS', 'MAX_CACHE_BYTES', 'FIT_SUBSET', 'read_nifti',
            'build_brain_mri', 'BrainMRI', 'load_brain_mri', 'read_image', 'read_mask', 'DatasetInfo', 'dataset_info',
-           'Sample', 'detect_layout', 'find_samples', 'model_input', 'image_to_model', 'AnomalyDataset', 'slab_split',
-           'make_demo_data', 'example_images', 'normal_samples', 'load_images', 'TrainSource', 'train_source',
-           'EvalSet', 'load_split']
+           'Sample', 'detect_layout', 'find_samples', 'normalize_intensity', 'model_input', 'image_to_model',
+           'AnomalyDataset', 'slab_split', 'make_demo_data', 'example_images', 'normal_samples', 'load_images',
+           'TrainSource', 'train_source', 'EvalSet', 'load_split']
 
 # %% ../nbs/01_datasets.ipynb #c0ead362
 def read_nifti(path: str | Path, # a .nii or .nii.gz file holding one 3-D volume
@@ -204,6 +204,7 @@ DATASETS = {d.key: d for d in [
     DatasetInfo('Retina_OCT2017', 1, False, (512, 496), 'retinal OCT (OCT2017)'),
     DatasetInfo('Chest', 1, False, (1024, 1024), 'chest X-ray (RSNA)'),
     DatasetInfo('Histopathology', 3, False, (256, 256), 'H&E patches (Camelyon16)'),
+    DatasetInfo('LGG-FLAIR', 1, True, (256, 256), 'MRI FLAIR axial slices of LGG patients (TCGA), split by patient'),
     DatasetInfo('BrainMRI-demo', 1, True, None, 'T1 MRI axial slices (Colin27) with pasted lesions'),
 ]}
 
@@ -390,6 +391,22 @@ def find_samples(root: str | Path, # a dataset folder (BMAD or MVTec layout), or
     if not out: raise FileNotFoundError(f'{root}: no usable images in split(s) {want}')
     return out
 
+# %% ../nbs/01_datasets.ipynb #c5ae8b86
+def normalize_intensity(image: np.ndarray, # float32 (H, W) or (H, W, C) in [0, 1]
+                        mode: str = 'none', # 'none' keeps the file's scale; 'percentile' rescales by the image's own tissue
+                        q: float = 99., # the tissue percentile that lands on `target`
+                        target: float = 0.9, # where that percentile lands
+                        level: float = 0.1, # tissue = pixels brighter than this fraction of the image's q-th percentile
+                       ) -> np.ndarray:
+    "One image's grey levels, rescaled so that its tissue's `q`-th percentile lands on `target` (clipped to [0, 1])."
+    if mode not in INTENSITY: raise ValueError(f'intensity must be one of {INTENSITY}, got {mode!r}')
+    if mode == 'none': return image
+    g = image if image.ndim == 2 else image.mean(-1)
+    top = float(np.percentile(g, q))
+    if top <= 0: return image   # an all-dark image has no tissue to scale by
+    ref = float(np.percentile(g[g > level * top], q))
+    return np.clip(image * (target / ref), 0, 1).astype(np.float32)
+
 # %% ../nbs/01_datasets.ipynb #dab6e77e
 def _resize(a: np.ndarray, size: int, resample) -> np.ndarray:
     "Resize a float (H, W) or (H, W, C) array to (size, size) with PIL."
@@ -399,18 +416,21 @@ def _resize(a: np.ndarray, size: int, resample) -> np.ndarray:
 
 def model_input(image: np.ndarray, # float32 (H, W) or (H, W, C) in [0, 1], from `read_image`
                 size: int | None, # the model's image side S; None keeps the native size
+                intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`, see `normalize_intensity`)
                ) -> torch.Tensor:
-    "An image array as the model sees it: float32 (C, S, S) in [0, 1], resized with PIL's bilinear filter."
+    "An image array as the model sees it: float32 (C, S, S) in [0, 1], resized with PIL's bilinear filter, then prepared."
     if size: image = np.clip(_resize(image, size, Image.BILINEAR), 0, 1)
+    image = normalize_intensity(image, intensity)
     return torch.from_numpy(np.ascontiguousarray(image if image.ndim == 3 else image[..., None])).permute(2, 0, 1).contiguous()
 
 def image_to_model(src, # an image file, the bytes of an encoded image (an upload) or an array (H, W), (H, W, 3), (C, H, W)
                    size: int, # the model's image side
                    channels: int = 1, # the model's image channels (1 or 3)
                    name: str | None = None, # what errors call it
+                   intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`)
                   ) -> torch.Tensor:
     "Any image as the model's input, float32 (channels, size, size) in [0, 1]: the one path `mtlmad predict`, the explorer and the datasets share."
-    return model_input(read_image(src, channels, name), size)
+    return model_input(read_image(src, channels, name), size, intensity)
 
 class AnomalyDataset(Dataset):
     "A torch Dataset over samples: dicts with `image` (C,S,S), `mask` (1,S,S), `label` and `path`, read from disk on demand."
@@ -418,10 +438,12 @@ class AnomalyDataset(Dataset):
                  image_size: int | None = 128, # output side S; None keeps the native size
                  channels: int = 1, # 1 grey or 3 RGB
                  mask_mode: str = 'threshold', # 'threshold' (bilinear, then > 0.5) or 'nearest'
+                 intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`)
                 ):
         if mask_mode not in ('threshold', 'nearest'): raise ValueError(f"mask_mode should be 'threshold' or 'nearest', got {mask_mode!r}")
         if channels not in (1, 3): raise ValueError(f'channels should be 1 or 3, got {channels}')
         self.samples, self.image_size, self.channels, self.mask_mode = list(samples), image_size, channels, mask_mode
+        self.intensity = intensity
 
     @classmethod
     def from_folder(cls, root, dataset=None, splits=None, image_size=128, channels=None, **kw):
@@ -438,7 +460,7 @@ class AnomalyDataset(Dataset):
         m = read_mask(s.mask_path, img.shape) if s.mask_path else np.zeros(img.shape[:2], bool)
         if self.image_size:
             m = _resize(m.astype(np.float32), self.image_size, Image.NEAREST if self.mask_mode == 'nearest' else Image.BILINEAR) > 0.5
-        x = model_input(img, self.image_size)
+        x = model_input(img, self.image_size, self.intensity)
         return {'image': x, 'mask': torch.from_numpy(m[None].astype(np.float32)), 'label': int(s.label), 'path': s.path}
 
 # %% ../nbs/01_datasets.ipynb #1f7aa0e8
@@ -583,7 +605,7 @@ def load_images(data, # a tensor (N, C, S, S) in [0, 1], a list of `Sample`s, or
     else:
         samples, s, c = normal_samples(data), cfg.image_size, cfg.channels
         if not _fits_in_memory(len(samples), cfg): raise ValueError(f'{len(samples)} images of {c}x{s}x{s} exceed the in-memory limit MAX_CACHE_BYTES')
-        dset = AnomalyDataset(samples, image_size=s, channels=c)
+        dset = AnomalyDataset(samples, image_size=s, channels=c, intensity=cfg.intensity)
         x = torch.stack([dset[i]['image'] for i in range(len(samples))])
     x = check_images(x, 'training images', values=True).float()
     if x.shape[1] != cfg.channels: raise ValueError(f'training images: must be (N, {cfg.channels}, S, S), got {tuple(x.shape)}')
@@ -619,7 +641,7 @@ def train_source(data, # a tensor (N, C, S, S), a list of `Sample`s, a dataset f
     samples = normal_samples(data)
     if stream is None: stream = not _fits_in_memory(len(samples), cfg)
     if not stream: return TrainSource(load_images(samples, cfg))
-    return TrainSource(dataset=AnomalyDataset(samples, image_size=cfg.image_size, channels=cfg.channels))
+    return TrainSource(dataset=AnomalyDataset(samples, image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity))
 
 # %% ../nbs/01_datasets.ipynb #6a8ea78f
 @dataclass
@@ -640,14 +662,16 @@ def load_split(data, # a dataset folder (BMAD or MVTec layout)
                image_size: int = 128,
                channels: int | None = None, # default: the dataset preset's (1 unless RGB)
                normal_only: bool = False, # keep only label-0 images
-               on_error: str = 'raise') -> EvalSet:
+               on_error: str = 'raise',
+               intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`)
+              ) -> EvalSet:
     "Read one split of a dataset folder into memory at model resolution."
     samples = find_samples(data, splits=[split], on_error=on_error)
     if normal_only: samples = [s for s in samples if s.label == 0]
     if not samples: raise ValueError(f'{data}: the {split} split holds no {"normal " if normal_only else ""}images')
     if channels is None:
         info = dataset_info(samples[0].dataset); channels = info.channels if info else 1
-    ds = AnomalyDataset(samples, image_size, channels)
+    ds = AnomalyDataset(samples, image_size, channels, intensity=intensity)
     items = [ds[i] for i in range(len(ds))]
     return EvalSet(torch.stack([it['image'] for it in items]), torch.stack([it['mask'][0] for it in items]).numpy() > 0.5,
                    np.array([it['label'] for it in items]), [it['path'] for it in items])

@@ -29,7 +29,7 @@ __all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'reference_subset', 'train_run', 'open
 def _calibration_split(data, cfg: MTLConfig, train: list) -> tuple[list, torch.Tensor, str]:
     "The training samples, and held-out normal images (a tensor) for calibration."
     try:
-        cal = load_split(data, 'valid', cfg.image_size, cfg.channels, normal_only=True)
+        cal = load_split(data, 'valid', cfg.image_size, cfg.channels, normal_only=True, intensity=cfg.intensity)
         if len(cal) >= 2: return train, cal.images, 'valid split normals'
     except (FileNotFoundError, ValueError): pass
     held = np.arange(len(train)) % 10 == 9
@@ -132,7 +132,7 @@ def evaluate_run(run, # run folder from `train_run`
     scorer = open_scorer(run, device, fusion)
     data = data or run_data(run)
     if data is None: raise ValueError(f'{run}: no --data given and the run does not record its data folder')
-    es = load_split(data, split, scorer.cfg.image_size, scorer.cfg.channels)
+    es = load_split(data, split, scorer.cfg.image_size, scorer.cfg.channels, intensity=scorer.cfg.intensity)
     if len(set(es.labels.tolist())) < 2: raise ValueError(f'{data}: the {split} split needs normal and anomalous images to be evaluated')
     res = scorer.score(es.images, paths=es.paths, progress=progress)
     metrics = task_metrics(es, res, scorer.sigma)
@@ -156,7 +156,7 @@ def predict_files(run, # run folder from `train_run`
     files = [Path(f) for f in files]
     if not files: raise ValueError('predict needs at least one image file')
     originals = [read_image(f, C) for f in files]  # clear errors name the file
-    x = torch.stack([model_input(im, S) for im in originals])  # the same preparation as training and the explorer
+    x = torch.stack([model_input(im, S, scorer.cfg.intensity) for im in originals])  # the same preparation as training and the explorer
     res = scorer.score(x, batch_size, paths=[str(f) for f in files])
     preds = []
     for i, im in enumerate(originals):

@@ -243,7 +243,8 @@ def add_image(self: AnomalyExplorer,
               name: str | None = None, # shown as the image's name
              ) -> int:
     "Score one more image, append it to the explorer and show it; returns its index."
-    x = image_to_model(src, self.size, self.channels, name=name)
+    prep = getattr(getattr(self.scorer.model, 'cfg', None), 'intensity', 'none')   # the run's input preparation
+    x = image_to_model(src, self.size, self.channels, name=name, intensity=prep)
     maps, scores, gates = self.scorer.raw(x[None], 1)
     self.n_model_runs += 1
     for t in self.tasks:
@@ -276,5 +277,5 @@ def from_run(cls: AnomalyExplorer,
     scorer = open_scorer(run_dir, device=device)
     cfg = getattr(scorer, 'cfg', None) or getattr(scorer.model, 'cfg', None)
     if cfg is None: raise ValueError(f'{run_dir}: the scorer carries no config (image size, channels)')
-    es = load_split(data_dir, split=split, image_size=cfg.image_size, channels=cfg.channels)
+    es = load_split(data_dir, split=split, image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity)
     return cls(scorer, es.images, es.masks, es.labels, es.paths, **kwargs)

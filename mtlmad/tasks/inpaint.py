@@ -82,8 +82,9 @@ def inference_inputs(self: InpaintTask, images):
     "The image hidden by each of the two checkerboard masks (deterministic fill)."
     check_images(images, self.name, self.grid)
     masks = checkerboard_masks(images.shape[-1], self.grid, images.device).to(images.dtype)
-    noise = rand(images.shape, torch.Generator().manual_seed(self.fill_seed), images.device).to(images.dtype)
-    return [self.hide(images, m, noise) for m in masks]
+    # one fill for every image: an image's score must not depend on its position in the batch
+    noise = rand(images.shape[1:], torch.Generator().manual_seed(self.fill_seed), images.device).to(images.dtype)
+    return [self.hide(images, m, noise.expand_as(images)) for m in masks]
 
 @patch
 def error_map(self: InpaintTask, images, preds):
