@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #e8880d67
 from __future__ import annotations
-import argparse, sys
+import argparse, json, sys
 from pathlib import Path
 
 import mtlmad
@@ -41,6 +41,24 @@ def _demo_config(a):
     from mtlmad.jobs import DEMO_CONFIG, QUICK_CONFIG
     return _config_from_args(a, MTLConfig(**(QUICK_CONFIG if a.quick else DEMO_CONFIG)))
 
+# %% ../nbs/10_cli.ipynb #b9d35369
+_DEMO_OPTIONS, _LGG_OPTIONS = ('image_size', 'keep_skull'), ('fold', 'n_folds', 'min_head')
+
+def _add_make_data(sub):
+    s = sub.add_parser('make-data', help='write a dataset in the BMAD layout: the demo from the embedded brain MRI, '
+                       'or LGG MRI split by patient (--from lgg KAGGLE_3M OUT)')
+    s.add_argument('dir', type=Path, metavar='DIR', help='demo: the folder to create; lgg: the kaggle_3m folder of the LGG MRI download')
+    s.add_argument('out', type=Path, nargs='?', metavar='OUT', help='lgg: the folder to create')
+    s.add_argument('--from', dest='source', choices=['demo', 'lgg'], default='demo',
+                   help='demo: the embedded brain MRI (default); lgg: the LGG MRI download, split by patient')
+    s.add_argument('--image-size', type=int, help='demo: side of the square images (default 128)')
+    s.add_argument('--seed', type=int, help='demo: seeds the lesions; lgg: seeds the shuffle of patients (default 0)')
+    s.add_argument('--overwrite', action='store_true', help='replace the folder if it exists')
+    s.add_argument('--keep-skull', action='store_true', help='demo: keep the whole head (default: brain only, skull-stripped)')
+    s.add_argument('--fold', type=int, help='lgg: the test group of patients; the next group is valid (default 0)')
+    s.add_argument('--n-folds', type=int, help='lgg: groups of patients, stratified by institution (default 5)')
+    s.add_argument('--min-head', type=float, help='lgg: keep a slice when at least this fraction of its pixels is head (default 0.25)')
+
 # %% ../nbs/10_cli.ipynb #18dd056b
 def make_parser() -> argparse.ArgumentParser:
     "The `mtlmad` argument parser."
@@ -49,12 +67,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument('--version', action='version', version=f'mtlmad {mtlmad.__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
 
-    s = sub.add_parser('make-data', help='write the demo dataset (BMAD layout) from the embedded brain MRI')
-    s.add_argument('dir', type=Path, help='folder to create')
-    s.add_argument('--image-size', type=int, default=128)
-    s.add_argument('--seed', type=int, default=0)
-    s.add_argument('--overwrite', action='store_true', help='replace the folder if it exists')
-    s.add_argument('--keep-skull', action='store_true', help='keep the whole head (default: brain only, skull-stripped)')
+    _add_make_data(sub)
 
     s = sub.add_parser('train', help='train the multi-task model on the normal images of a dataset folder')
     s.add_argument('--data', type=Path, help='BMAD or MVTec-style folder, or a folder of normal volumes (.nii, .nii.gz, DICOM series folders) (default: the embedded demo data)')
@@ -88,13 +101,41 @@ def make_parser() -> argparse.ArgumentParser:
     _add_train_options(s)
     return p
 
+# %% ../nbs/10_cli.ipynb #b9132c1f
+def _make_data_options(a) -> dict:
+    "The builder's keyword arguments given on the command line; an option of the other builder is an error."
+    mine, other = (_DEMO_OPTIONS, _LGG_OPTIONS) if a.source == 'demo' else (_LGG_OPTIONS, _DEMO_OPTIONS)
+    given = [o for o in other if getattr(a, o) not in (None, False)]
+    if given: raise ValueError(f'--{given[0].replace("_", "-")} does not apply to --from {a.source}')
+    if (a.out is None) == (a.source == 'lgg'):
+        raise ValueError('--from lgg takes two folders: KAGGLE_3M OUT' if a.source == 'lgg' else f'the demo takes one folder; did you mean --from lgg {a.dir} {a.out}?')
+    return {k: getattr(a, k) for k in ('seed', 'overwrite', *mine) if getattr(a, k) is not None}
+
+# %% ../nbs/10_cli.ipynb #aaa64f1d
+def _lgg_summary(out: Path, man: dict) -> str:
+    "One line on an LGG build: images and patients per split, and what the slice rule dropped."
+    c, pts, dropped = man['counts'], man['patients'], man['dropped_by_rule']
+    per = [f"{s} {c[s + '/good']} good" + (f" + {c[s + '/Ungood']} Ungood" if s != 'train' else '') + f" ({len(pts[s])} patients)"
+           for s in ('train', 'valid', 'test')]
+    n = {k: sum(d[k] for d in dropped.values()) for k in ('normal', 'tumour')}
+    return (f"{man['dataset']} fold {man['fold']} of {man['n_folds']} written to {out}: {'; '.join(per)}; "
+            f"the slice rule dropped {n['normal']} normal and {n['tumour']} tumour slices")
+
+def _make_data(a) -> int:
+    "`mtlmad make-data`: the demo dataset, or one fold of the LGG MRI download."
+    kw = _make_data_options(a)
+    if a.source == 'demo':
+        from mtlmad.datasets import make_demo_data
+        print(f'demo dataset written to {make_demo_data(a.dir, **kw)}')
+        return 0
+    from mtlmad.lgg import make_lgg_data
+    out = make_lgg_data(a.dir, a.out, **kw)
+    print(_lgg_summary(out, json.loads((out / 'dataset.json').read_text())))
+    return 0
+
 # %% ../nbs/10_cli.ipynb #8a638f51
 def _run(a) -> int:
-    if a.command == 'make-data':
-        from mtlmad.datasets import make_demo_data
-        out = make_demo_data(a.dir, image_size=a.image_size, seed=a.seed, overwrite=a.overwrite, keep_skull=a.keep_skull)
-        print(f'demo dataset written to {out}')
-        return 0
+    if a.command == 'make-data': return _make_data(a)
     cfg = _demo_config(a) if a.command == 'demo' else None  # bad options fail before any work
     from mtlmad import jobs
     if a.command == 'train': return _train(a)
