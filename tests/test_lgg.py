@@ -203,7 +203,16 @@ def test_builder_refusals(kaggle, tmp_path):
     with pytest.raises(ValueError, match='train split would be empty: with n_folds=2'): make_lgg_data(kaggle, tmp_path / 'x', n_folds=2)
     with pytest.raises(ValueError, match=r'train/good would be empty: the slice rule \(min_head=0.99\)'):
         make_lgg_data(kaggle, tmp_path / 'x', n_folds=3, min_head=0.99)
-    assert not (tmp_path / 'x').exists()                                        # refused before anything was written
+    assert not list((tmp_path / 'x').rglob('*'))                                # a failed build leaves nothing behind
+
+
+def test_slice_that_cannot_be_decoded(kaggle, tmp_path):
+    p = kaggle / folder_name(3, 'DU')
+    tif = p / f'{p.name}_6.tif'
+    tif.write_bytes(tif.read_bytes()[:-500])                                   # the header reads, the pixels do not
+    lgg_patients(kaggle)
+    with pytest.raises(ValueError, match=rf'{p.name}_6\.tif: cannot be read as an image'): make_lgg_data(kaggle, tmp_path / 'x', n_folds=3)
+    assert not list((tmp_path / 'x').rglob('*'))                                # a failed build leaves nothing behind
 
 
 def test_cli_make_data_from_lgg(kaggle, tmp_path, capsys):
