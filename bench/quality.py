@@ -1,7 +1,9 @@
 """Detection quality of mtlmad against its ablations and baselines, over several seeds.
 
     python bench/quality.py [--data DIR | --keep-skull] [--seeds 0,1,2] [--steps N | --epochs N] [--image-size 128]
-                            [--device auto] [--variants fused,single,dense,autoencoder,deepsvdd,nearest] [--baseline-epochs 100]
+                            [--intensity none|percentile]
+                            [--device auto] [--variants fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs]
+                            [--baseline-epochs 100]
                             [--threads N] [--out FILE.json]
     python bench/quality.py --merge A.json B.json [...] --out FILE.json
 
@@ -15,6 +17,10 @@ same test split):
   autoencoder  mtlmad.baselines: convolutional autoencoder (L1 + SSIM), |x - reconstruction|
   deepsvdd     mtlmad.baselines: patch-level Deep SVDD
   nearest      mtlmad.baselines: no learning, |x - mean of its 3 nearest normal training images|, smoothed, max (the floor)
+  lookup       mtlmad.baselines: no learning, mtlmad's own scoring of the raw intensity: each pixel's z against its 10 most
+               similar normal training images (per location), tissue only, max; the spread's floor chosen on the valid
+               split (normals and anomalies) when it has both, else 0.05. Only brighter than normal counts, as a task error
+  lookup_abs   the same with |z|: darker than normal counts too
 The per-task parts of the fused model (its heads scored alone) come for free and are reported as joint:<task>.
 --data defaults to the demo data built from the embedded MRI at --image-size (data seed 0 for every training seed,
 so only the training seed changes between repeats). Image AUROC, pixel AUROC and AUPRO in percent,
@@ -28,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtlmad.core import MTLConfig, ALL_TASKS, DEFAULT_TASKS, get_device, seed_everything
+from mtlmad.core import MTLConfig, ALL_TASKS, DEFAULT_TASKS, INTENSITY, get_device, seed_everything
 from mtlmad.datasets import make_demo_data
 from mtlmad.datasets import load_split
 from mtlmad.jobs import task_metrics, reference_subset
@@ -40,7 +46,8 @@ from mtlmad.train import fit
 from mtlmad.baselines import fit_baseline, evaluate_baseline
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
-BASELINE_NAMES = ('autoencoder', 'deepsvdd', 'nearest')
+BASELINE_NAMES = ('autoencoder', 'deepsvdd', 'nearest', 'lookup', 'lookup_abs')
+LOOKUPS = {'lookup': {}, 'lookup_abs': {'two_sided': True}}   # variant -> options of fit_baseline('lookup', ...)
 
 
 def expand_variants(spec: str) -> list[str]:
@@ -68,14 +75,21 @@ def matched_dense_config(cfg: MTLConfig) -> tuple[MTLConfig, int, int]:
     return c, n_params(c), target
 
 
-def calibration_images(data, train, image_size, channels) -> tuple[torch.Tensor, torch.Tensor]:
+def calibration_images(data, train, image_size, channels, intensity='none') -> tuple[torch.Tensor, torch.Tensor]:
     "(training images, held-out normal images): the valid split's normals, else every 10th training normal (as train_run)."
     try:
-        cal = load_split(data, 'valid', image_size, channels, normal_only=True)
+        cal = load_split(data, 'valid', image_size, channels, normal_only=True, intensity=intensity)
         if len(cal) >= 2: return train.images, cal.images
     except (FileNotFoundError, ValueError): pass
     held = torch.from_numpy(np.arange(len(train)) % 10 == 9)
     return train.images[~held], train.images[held]
+
+
+def validation_split(data, image_size, channels, intensity='none') -> tuple[torch.Tensor, np.ndarray] | None:
+    "(images, labels) of the valid split when it holds normal and anomalous images (the lookup chooses its floor on it)."
+    try: v = load_split(data, 'valid', image_size, channels, intensity=intensity)
+    except (FileNotFoundError, ValueError): return None
+    return (v.images, v.labels) if set(np.unique(v.labels).tolist()) == {0, 1} else None
 
 
 def run_mtlmad(cfg: MTLConfig, train_x, cal_x, test, device) -> tuple[dict, dict]:
@@ -87,10 +101,11 @@ def run_mtlmad(cfg: MTLConfig, train_x, cal_x, test, device) -> tuple[dict, dict
     return m.pop('fused'), m
 
 
-def run_baseline(name: str, epochs, seed, train_x, test, device) -> tuple[dict, int]:
-    "Train and score one baseline: (metrics in percent, its parameter count)."
-    b = fit_baseline(name, train_x, epochs=epochs, seed=seed, device=device, progress=False)
-    return as_percent(evaluate_baseline(b, test.images, test.masks, test.labels)), b.n_params
+def run_baseline(name: str, epochs, seed, train_x, test, device, valid=None):
+    "Train (or, with no learning, keep the normals of) and score one baseline: (metrics in percent, the baseline)."
+    if name in LOOKUPS: b = fit_baseline('lookup', train_x, valid=valid, **LOOKUPS[name])
+    else: b = fit_baseline(name, train_x, epochs=epochs, seed=seed, device=device, progress=False)
+    return as_percent(evaluate_baseline(b, test.images, test.masks, test.labels)), b
 
 
 def table(results: dict, keys=METRICS) -> tuple[dict, str]:
@@ -139,11 +154,12 @@ def write(out: Path, r: dict):
     s = r['settings']
     text = (f"# mtlmad detection quality\n\nCommand: `{r['command']}`  \n"
             f"Data: {s['data']} ({s['n_train']} training normals, {s['n_calibration']} calibration normals, "
-            f"{s['n_test']} test images of which {s['n_test_anomalous']} anomalous). Image size {s['image_size']} px, "
+            f"{s['n_test']} test images of which {s['n_test_anomalous']} anomalous). Image size {s['image_size']} px"
+            + (f", intensity {s['intensity']}" if s.get('intensity', 'none') != 'none' else '') + ", "
             f"{s['epochs']} (trained baselines {s['baseline_epochs']} epochs), seeds {s['seeds']}, device {s['device']} "
             f"({s['machine']}), {s['threads']} torch thread(s). Metrics in percent, mean ± std over seeds.\n\n"
             + (f"**Note:** {r['note']}\n\n" if r.get('note') else '') +
-            f"{md}\n\n" + '\n'.join(r['verdict']) +
+            f"{md}\n\n" + '\n'.join(r['verdict']) + lookup_floors(r['variants']) +
             (f"\n\n## Each head of the fused model scored alone\n\n{jmd}" if jsumm else '') + "\n\n"
             f"dense = n_experts 1, width {s['dense_width']} ({s['dense_params']:,} params) to match the MoE model's "
             f"{s['moe_params']:,}. Wall time {r.get('wall_s', 0):.0f} s.\n")
@@ -151,7 +167,15 @@ def write(out: Path, r: dict):
     return text
 
 
-MERGE_KEYS = ('data', 'image_size', 'epochs', 'baseline_epochs', 'seeds', 'n_train', 'n_calibration', 'n_test',
+def lookup_floors(variants: dict) -> str:
+    "A line saying which spread floor each lookup variant used, and where it came from."
+    parts = [f"{n} {', '.join(map(str, sorted(set(v['floor'].values()))))}" for n, v in variants.items() if v.get('floor')]
+    if not parts: return ''
+    how = {v.get('floor_from') for v in variants.values() if v.get('floor')}
+    return f"\n\nLookup spread floors ({', '.join(sorted(how))}): {'; '.join(parts)}."
+
+
+MERGE_KEYS = ('data', 'image_size', 'intensity', 'epochs', 'baseline_epochs', 'seeds', 'n_train', 'n_calibration', 'n_test',
               'n_test_anomalous', 'moe_params', 'dense_width')
 
 
@@ -191,8 +215,10 @@ def main():
     ap.add_argument('--baseline-epochs', type=int, default=100, help='epochs of the trained baselines')
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head (default: brain only)')
     ap.add_argument('--image-size', type=int, default=128)
+    ap.add_argument('--intensity', default='none', choices=INTENSITY,
+                    help="input preparation of every image (MTLConfig.intensity): 'none' or 'percentile'")
     ap.add_argument('--device', default='auto')
-    ap.add_argument('--variants', default='fused,single,dense,autoencoder,deepsvdd,nearest')
+    ap.add_argument('--variants', default='fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
@@ -216,18 +242,20 @@ def main():
     else:
         if not data.is_dir(): ap.error(f'--data {data}: no such dataset folder')
         data_name = str(data)
-    base = MTLConfig(image_size=a.image_size, epochs=a.epochs or 0, **({'steps': a.steps} if a.steps else {}))
+    base = MTLConfig(image_size=a.image_size, epochs=a.epochs or 0, intensity=a.intensity, **({'steps': a.steps} if a.steps else {}))
     schedule = f'{base.epochs} epochs' if base.epochs else f'{base.steps} steps'
-    train = load_split(data, 'train', a.image_size, None, normal_only=True)
+    train = load_split(data, 'train', a.image_size, None, normal_only=True, intensity=a.intensity)
     channels = train.images.shape[1]
     base = base.replace(channels=channels)
-    train_x, cal_x = calibration_images(data, train, a.image_size, channels)
-    test = load_split(data, 'test', a.image_size, channels)
+    train_x, cal_x = calibration_images(data, train, a.image_size, channels, a.intensity)
+    test = load_split(data, 'test', a.image_size, channels, intensity=a.intensity)
+    valid = validation_split(data, a.image_size, channels, a.intensity) if any(v in LOOKUPS for v in variants) else None
     dense_cfg, dense_params, moe_params = matched_dense_config(base)
     bep = a.baseline_epochs
     machine = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else f'{os.cpu_count()} CPU(s), load {[round(x, 2) for x in os.getloadavg()]} at start'
     r = dict(command='python bench/quality.py ' + shlex.join(sys.argv[1:]), note=a.note,
-             settings=dict(data=data_name, image_size=a.image_size, epochs=schedule, baseline_epochs=bep, seeds=seeds,
+             settings=dict(data=data_name, image_size=a.image_size, intensity=a.intensity, epochs=schedule, baseline_epochs=bep,
+                           seeds=seeds,
                            device=str(dev), machine=machine, threads=torch.get_num_threads(), variants=variants,
                            n_train=len(train_x), n_calibration=len(cal_x), n_test=len(test), n_test_anomalous=int(test.labels.sum()),
                            moe_params=moe_params, dense_params=dense_params, dense_width=dense_cfg.width,
@@ -238,7 +266,13 @@ def main():
         for v in variants:
             t1 = time.time(); rec = r['variants'][v]
             if v in BASELINE_NAMES:
-                m, rec['params'] = run_baseline(v, bep, seed, train_x, test, dev)
+                m, b = run_baseline(v, bep, seed, train_x, test, dev, valid)
+                rec['params'] = b.n_params
+                if v in LOOKUPS:   # which floor, and why (validation image AUROC of each candidate)
+                    rec.setdefault('floor', {})[str(seed)] = b.floor
+                    rec['floor_from'] = 'chosen on the valid split by image AUROC' if valid else 'default: no valid split with anomalies'
+                    rec.setdefault('valid_auroc_by_floor', {})[str(seed)] = {str(f): round(100 * x, 2)
+                                                                             for f, x in b.valid_auroc.items()}
             else:
                 cfg = {'fused': base, 'dense': dense_cfg}.get(v) or base.replace(tasks=(v.split(':')[1],))
                 cfg = cfg.replace(seed=seed)

@@ -1,13 +1,18 @@
-"""The benchmark scripts' own logic: merging quality results, counting multiply-accumulates."""
-import json, sys
+"""The benchmark scripts' own logic: merging quality results, the lookup variants, counting multiply-accumulates, the
+trivial predictors of task_losses."""
+import json, math, sys
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
-import cost, quality  # noqa: E402
-from mtlmad.core import MTLConfig  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cost, quality, task_losses  # noqa: E402
+from fixtures import make_bmad  # noqa: E402
+from mtlmad.core import ALL_TASKS, DEFAULT_TASKS, MTLConfig  # noqa: E402
+from mtlmad.tasks import make_task  # noqa: E402
 
 
 def result(variants: dict, **settings) -> dict:
@@ -64,3 +69,120 @@ def test_mac_breakdown_counts_and_shares_the_trunk():
     assert mc['joint']['moe block 1'] < mc['singles']['moe block 1']
     assert mc['joint_total'] == pytest.approx(sum(mc['joint'].values()))
     assert 0.5 < mc['ratio'] < 1
+
+
+@pytest.fixture
+def one_thread():
+    "Tiny models gain nothing from threads, and spinning threads stall on a busy machine."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_merge_keeps_the_lookups_in_the_table_and_the_verdict(tmp_path):
+    a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+    ra = result({'lookup_abs': 80.0, 'fused': 70.0})
+    ra['variants']['lookup_abs'].update(floor={'0': 0.1, '1': 0.1}, floor_from='chosen on the valid split by image AUROC')
+    a.write_text(json.dumps(ra))
+    b.write_text(json.dumps(result({'lookup': 60.0, 'nearest': 65.0})))
+    m = quality.merge([a, b])
+    assert list(m['variants']) == ['fused', 'nearest', 'lookup', 'lookup_abs']
+    text = quality.write(tmp_path / 'm.json', m)
+    assert '| lookup | 1 | 2 | 61.00 ± 1.00' in text and "fused does NOT beat {'lookup_abs': 81.0}" in text
+    assert 'Lookup spread floors (chosen on the valid split by image AUROC): lookup_abs 0.1.' in text
+
+
+def test_quality_runs_the_lookups_on_any_bmad_folder(tmp_path, monkeypatch, one_thread):
+    ds = make_bmad(tmp_path, 'Brain', n_train=12, n_valid=(2, 2), n_test=(2, 2))
+    v = quality.validation_split(ds, 32, 1)
+    assert v is not None and sorted(v[1].tolist()) == [0, 0, 1, 1]
+    assert quality.validation_split(make_bmad(tmp_path / 'b', 'Brain', n_valid=(2, 0)), 32, 1) is None
+    assert quality.expand_variants('lookup,lookup_abs') == ['lookup', 'lookup_abs']
+    out = tmp_path / 'q.json'
+    monkeypatch.setattr(sys, 'argv', ['quality.py', '--data', str(ds), '--image-size', '32', '--variants',
+                                      'lookup,lookup_abs', '--seeds', '0', '--threads', '1', '--out', str(out)])
+    quality.main()
+    r = json.loads(out.read_text())
+    for name in ('lookup', 'lookup_abs'):
+        rec = r['variants'][name]
+        assert rec['params'] == 0 and rec['floor']['0'] in (0.01, 0.02, 0.05, 0.1)
+        assert set(rec['valid_auroc_by_floor']['0']) == {'0.01', '0.02', '0.05', '0.1'}
+        assert {'image_auroc', 'pixel_auroc', 'aupro'} <= set(rec['runs']['0'])
+
+
+def _structured(n, size=32, seed=0):
+    "Bright discs of varying size and grey level on black: images with tissue, background and a tissue texture."
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing='ij')
+    r = size * (0.3 + 0.1 * torch.rand(n, 1, 1, 1, generator=g))
+    disc = (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < r ** 2).float()
+    return (disc * (0.4 + 0.3 * torch.rand(n, 1, size, size, generator=g))).clamp(0, 1)
+
+
+def test_trivial_losses_are_the_expected_values(one_thread):
+    cfg = MTLConfig(image_size=32, tasks=ALL_TASKS)
+    tasks = {n: make_task(n, cfg) for n in ALL_TASKS}
+    train = _structured(16)
+    for t in tasks.values(): t.fit(train)
+    held = task_losses.held_out_batches(tasks, _structured(8, seed=1).repeat(4, 1, 1, 1), seed=0)
+    assert len(held) == 1   # 32 images: one batch, so the sums below are the whole loss
+    train_batches = task_losses.held_out_batches(tasks, train, 1)
+    preds = task_losses.trivial_predictors(tasks, held, train_batches, train.mean(0, keepdim=True))
+    triv = task_losses.trivial_losses(tasks, held, preds)
+    b = held[0]
+    for n in ('geometry', 'jigsaw', 'tissue'):   # the best constant class distribution costs the labels' entropy
+        p = torch.bincount(b[n].target.flatten(), minlength=tasks[n].out_channels).float()
+        p = p[p > 0] / p.sum()
+        assert triv[n]['class frequencies'] == pytest.approx(float(-(p * p.log()).sum()), rel=1e-5)
+    assert math.log(4) - 0.25 < triv['geometry']['class frequencies'] <= math.log(4) + 1e-6   # 32 draws of 4 rotations
+    assert triv['jigsaw']['class frequencies per location'] < triv['jigsaw']['class frequencies']   # most tiles stay put
+    fg = b['denoise'].weight
+    l1 = ((b['denoise'].input - b['denoise'].target).abs() * fg).sum() / fg.sum()
+    assert triv['denoise']['identity'] == pytest.approx(float(l1), rel=1e-5)
+    hid = b['inpaint'].weight
+    l1 = ((train.mean(0, keepdim=True) - b['inpaint'].target).abs() * hid).sum() / hid.sum()
+    assert triv['inpaint']['mean training image'] == pytest.approx(float(l1), rel=1e-5)
+    fill = task_losses.local_mean_fill(b['inpaint'], tasks['inpaint'].grid)
+    assert torch.equal(fill * (1 - hid), b['inpaint'].input * (1 - hid))   # visible pixels kept as they are
+    t = b['pseudo_anomaly'].target.float(); q = float(t.mean())
+    bce = F.binary_cross_entropy(torch.full_like(t, q), t)
+    dice = 1 - (2 * q * t.sum() + 1) / (q * t.numel() + t.sum() + 1)
+    assert triv['pseudo_anomaly']['constant probability'] == pytest.approx(float(bce + dice), rel=1e-4)
+
+
+def test_task_losses_end_to_end_tiny(tmp_path, one_thread):
+    out = tmp_path / 'tl.json'
+    r = task_losses.main(['--image-size', '64', '--steps', '5', '--repeats', '2', '--threads', '1', '--out', str(out)])
+    saved = json.loads(out.read_text())
+    assert saved['rows'] == json.loads(json.dumps(r['rows']))
+    rows = {(x['task'], x['trivial_predictor']): x for x in saved['rows']}
+    assert {t for t, _ in rows} == set(DEFAULT_TASKS)
+    assert set(rows) >= {('geometry', 'class frequencies'), ('denoise', 'identity'), ('inpaint', 'mean training image'),
+                         ('pseudo_anomaly', 'constant probability'), ('tissue', 'class frequencies per location')}
+    for x in rows.values():
+        assert {'train', 'held_out', 'trivial', 'ratio', 'learns', 'same_batches'} <= set(x)
+        assert x['same_batches'] and x['ratio'] == pytest.approx(x['held_out'] / x['trivial'])
+        assert x['learns'] == (x['ratio'] < 0.9)
+    assert math.log(4) - 0.25 < rows['geometry', 'class frequencies']['trivial'] <= math.log(4) + 1e-6   # 30 draws of 4
+    assert saved['settings']['n_held_out'] == 15 and saved['settings']['repeats'] == 2
+    md = out.with_suffix('.md').read_text()
+    assert '| task | trivial predictor | final train loss | held-out loss | trivial loss | held-out / trivial | learns? |' in md
+
+
+def test_task_losses_of_a_saved_run(tmp_path, one_thread):
+    from mtlmad.checkpoint import save_checkpoint, update_run_record
+    from mtlmad.datasets import load_split, make_demo_data
+    from mtlmad.train import fit
+    data = make_demo_data(tmp_path / 'data', image_size=64)
+    common = ['--repeats', '1', '--threads', '1']
+    here = task_losses.main(['--data', str(data), '--image-size', '64', '--steps', '5', *common, '--out', str(tmp_path / 'a.json')])
+    cfg = MTLConfig(image_size=64, steps=5)
+    res = fit(cfg, load_split(data, 'train', 64, normal_only=True).images, progress=False, device='cpu')
+    save_checkpoint(tmp_path / 'run' / 'model.pt', res.model, res.tasks, cfg, history=res.history)
+    update_run_record(tmp_path / 'run', data=data)
+    saved = task_losses.main(['--run', str(tmp_path / 'run'), *common, '--out', str(tmp_path / 'b.json')])
+    assert saved['settings']['run'] == str(tmp_path / 'run') and saved['settings']['data'] == str(data)
+    for x, y in zip(here['rows'], saved['rows']):   # the same seed, data and schedule: the same model and the same batches
+        assert (x['task'], x['trivial_predictor']) == (y['task'], y['trivial_predictor'])
+        assert x['train'] == pytest.approx(y['train']) and x['held_out'] == pytest.approx(y['held_out'], rel=1e-4)
+        assert x['trivial'] == pytest.approx(y['trivial'])
