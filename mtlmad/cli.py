@@ -10,21 +10,23 @@ from pathlib import Path
 import mtlmad
 
 # %% auto #0
-__all__ = ['make_parser', 'main', 'torch_dist']
+__all__ = ['DEVICE_HELP', 'make_parser', 'main', 'torch_dist']
 
 # %% ../nbs/10_cli.ipynb #a8384c75
+DEVICE_HELP = 'auto, cpu, cuda, cuda:N or mps (default: auto: a CUDA GPU, then MPS, then the CPU)'
+
 def _add_train_options(p):
     p.add_argument('--config', type=Path, help='MTLConfig JSON file; the options below override it')
     p.add_argument('--steps', type=int, help='optimiser steps (the default schedule is set in steps)')
     p.add_argument('--epochs', type=int, help='passes over the training images (instead of --steps)')
     p.add_argument('--image-size', type=int, help='images are resized to SIZE x SIZE')
-    p.add_argument('--batch-size', type=int)
+    p.add_argument('--batch-size', type=int, help='images per optimiser step')
     p.add_argument('--width', type=int, help='channels of the shared stem')
     p.add_argument('--experts', type=int, dest='n_experts', help='experts per MoE block')
     p.add_argument('--top-k', type=int, dest='top_k', help='0 routes densely; k keeps the k largest gates')
-    p.add_argument('--tasks', help='comma-separated proxy tasks to train (default: all)')
-    p.add_argument('--seed', type=int)
-    p.add_argument('--device', default='auto', help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument('--tasks', help='comma-separated proxy tasks to train (default: every task but jigsaw)')
+    p.add_argument('--seed', type=int, help='seeds the weights, the batches and the corruptions')
+    p.add_argument('--device', default='auto', help=DEVICE_HELP)
 
 def _config_from_args(a, base=None):
     "The config from --config (else `base`, else the defaults) with the command-line options applied."
@@ -83,20 +85,21 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--out', type=Path, required=True, help='report folder to write')
     s.add_argument('--fusion', choices=['mean', 'rank', 'max'], default='mean',
                    help="image score: mean of the tasks' z-scores (default), their mean rank, or the max of the fused map")
-    s.add_argument('--device', default='auto')
+    s.add_argument('--device', default='auto', help=DEVICE_HELP)
 
     s = sub.add_parser('predict', help='anomaly scores and maps for image files and volumes')
-    s.add_argument('--run', type=Path, required=True)
+    s.add_argument('--run', type=Path, required=True, help='run folder (or model.pt) from `mtlmad train`')
     s.add_argument('images', type=Path, nargs='+', help='image files (png, jpeg, ...), NIfTI volumes (.nii, .nii.gz) or DICOM series folders')
-    s.add_argument('--out', type=Path, default=Path('predictions'), help='folder for maps and scores.json')
-    s.add_argument('--device', default='auto')
+    s.add_argument('--out', type=Path, default=Path('predictions'),
+                   help='folder for the maps and scores.json (default: predictions); a second call adds to it')
+    s.add_argument('--device', default='auto', help=DEVICE_HELP)
     s.add_argument('--axis', choices=['axial', 'coronal', 'sagittal'], default='axial', help='volumes: slicing axis (default: axial)')
     s.add_argument('--task-maps', action='store_true', help="volumes: also write each task's 3-D map")
     s.add_argument('--sigma-z', type=float, default=1.0, help='volumes: smoothing of the map across slices, in slices (default: 1)')
 
-    s = sub.add_parser('demo', help='make the demo data, train a short schedule, evaluate and report')
-    s.add_argument('--out', type=Path, default=Path('demo_runs'), help='folder for data, run and report')
-    s.add_argument('--quick', action='store_true', help='a much shorter schedule (a smoke run, not a result)')
+    s = sub.add_parser('demo', help='make the demo data, train the default schedule (or a smoke run with --quick), evaluate and report')
+    s.add_argument('--out', type=Path, default=Path('demo_runs'), help='folder for data, run and report (default: demo_runs)')
+    s.add_argument('--quick', action='store_true', help='a tiny model for a few steps: a smoke run that checks everything works, not a result')
     s.add_argument('--keep-skull', action='store_true', help='demo data with the whole head (default: brain only)')
     _add_train_options(s)
     return p
@@ -214,15 +217,36 @@ def _volume_dataset(src, out, cfg, axis):
     print(f'{src}: a folder of volumes; slicing them ({axis}) into {out}')
     return volumes_to_dataset(src, out, axis=axis, image_size=cfg.image_size, overwrite=True)
 
-def _predict(a):
-    "Image files through `predict_files`; volumes (NIfTI files, DICOM folders) each through `predict_volume`."
+
+# %% ../nbs/10_cli.ipynb #7eec2631
+def _image_line(f: Path, p, out: Path) -> str:
+    "What `mtlmad predict` says about an image file."
+    from mtlmad.jobs import prediction_paths
+    to = prediction_paths(f, out)
+    return f"{f}: score {p.score:.3f}; map {to['map']}, overlay {to['overlay']}"
+
+def _last_line(out: Path, images: list, volumes: list) -> str:
+    "Where `mtlmad predict` put everything, and what scores.json lists now."
+    parts = []
+    if images:
+        n, new = len(json.loads((out / 'scores.json').read_text())), len({str(f) for f in images})
+        parts.append(f'scores.json lists {n} image{"s" * (n != 1)}' + (f' ({n - new} from earlier calls)' if n > new else ''))
+    if volumes: parts.append(f'{len(volumes)} volume{"s" * (len(volumes) != 1)}: <name>_anomaly.nii.gz and <name>_scores.json')
+    return f'predictions written to {out.resolve()}: ' + '; '.join(parts)
+
+# %% ../nbs/10_cli.ipynb #aae88062
+def _check_volume_names(vols):
+    "Two volumes with one name would write the same map: an error before anything is scored."
+    from mtlmad.volumes import volume_stem
+    seen = {}
+    for p in vols:
+        if seen.setdefault(volume_stem(p), p) != p:
+            raise ValueError(f'{seen[volume_stem(p)]} and {p} would both write {volume_stem(p)}_anomaly.nii.gz; predict them into different folders')
+
+def _predict_volumes(a, vols):
+    "Each volume through `predict_volume`, with a line on its score and its map."
     from mtlmad import jobs
-    from mtlmad.volumes import is_volume, read_volume, predict_volume, volume_stem
-    vols = [p for p in a.images if is_volume(p)]
-    imgs = [p for p in a.images if p not in vols]
-    bad = [p for p in imgs if p.is_dir()]
-    if bad: raise ValueError(f'{bad[0]}: a folder without DICOM files; predict takes image files, NIfTI files and DICOM series folders')
-    if imgs: jobs.predict_files(a.run, imgs, a.out, device=a.device)
+    from mtlmad.volumes import read_volume, predict_volume, volume_stem
     scorer = None
     for p in vols:
         vol = read_volume(p)  # a bad volume fails before the run is opened or anything written
@@ -230,6 +254,21 @@ def _predict(a):
         vs = predict_volume(scorer, vol, a.out, axis=a.axis, task_maps=a.task_maps, sigma_z=a.sigma_z)
         print(f'{p}: volume score {vs.score:.3f} ({len(vs.scored)} {vs.axis} slices, {vs.seconds:.1f} s on {vs.device}); '
               f'map {a.out / (volume_stem(p) + "_anomaly.nii.gz")}' + (' (DICOM in, NIfTI out)' if vol.kind == 'dicom' else ''))
+
+# %% ../nbs/10_cli.ipynb #fdfaf28e
+def _predict(a):
+    "Image files through `predict_files`, volumes (NIfTI files, DICOM folders) each through `predict_volume`; a line for each."
+    from mtlmad import jobs
+    from mtlmad.volumes import is_volume
+    vols = [p for p in a.images if is_volume(p)]
+    imgs = [p for p in a.images if p not in vols]
+    bad = [p for p in imgs if p.is_dir()]
+    if bad: raise ValueError(f'{bad[0]}: a folder without DICOM files; predict takes image files, NIfTI files and DICOM series folders')
+    _check_volume_names(vols)
+    if imgs:
+        for f, p in zip(imgs, jobs.predict_files(a.run, imgs, a.out, device=a.device)): print(_image_line(f, p, a.out))
+    _predict_volumes(a, vols)
+    print(_last_line(a.out, imgs, vols))
 
 # %% ../nbs/10_cli.ipynb #22aee9c0
 #| eval: false

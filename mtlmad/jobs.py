@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_jobs.ipynb #66958b12
 from __future__ import annotations
-import json, time
+import json, os, time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from .viz import case_grid, overlay, plot_roc
 
 # %% auto #0
 __all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'reference_subset', 'train_run', 'open_scorer', 'task_metrics', 'write_report',
-           'evaluate_run', 'predict_files', 'run_demo']
+           'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
 
 # %% ../nbs/08b_jobs.ipynb #1a076edf
 def _calibration_split(data, cfg: MTLConfig, train: list) -> tuple[list, torch.Tensor, str]:
@@ -144,17 +144,66 @@ def _resize_map(m: np.ndarray, hw: tuple) -> np.ndarray:
     t = torch.from_numpy(np.ascontiguousarray(m, np.float32))[None, None]
     return torch.nn.functional.interpolate(t, size=hw, mode='bilinear', align_corners=False)[0, 0].numpy()
 
+# %% ../nbs/08b_jobs.ipynb #361f5924
+def prediction_paths(file, # an image file given to `predict_files`
+                     out, # its output folder
+                    ) -> dict:
+    "Where `predict_files` writes an image's fused map and its overlay."
+    stem = Path(file).stem
+    return {'map': Path(out) / f'{stem}_map.npy', 'overlay': Path(out) / f'{stem}_overlay.png'}
+
+def _check_names(files):
+    "Two different files that would write the same map are an error: the second would overwrite the first."
+    seen = {}
+    for f in files:
+        name = prediction_paths(f, '.')['map'].name
+        if seen.setdefault(name, f) != f: raise ValueError(f'{seen[name]} and {f} would both write {name}; predict them into different folders')
+
+# %% ../nbs/08b_jobs.ipynb #95a0396c
+def _earlier_rows(out: Path, files) -> dict:
+    "The rows of `out/scores.json` that stay: their map is there and no file of this call replaces it."
+    path = out / 'scores.json'
+    if not path.exists(): return {}
+    try: rows = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError): rows = None   # not JSON: refused below
+    if not isinstance(rows, dict) or not all(isinstance(r, dict) for r in rows.values()):
+        raise ValueError(f'{path}: not a scores.json that predict writes; choose another output folder')
+    new = {str(f) for f in files} | {prediction_paths(f, out)['map'].name for f in files}
+    name = lambda k, r: r.get('map', prediction_paths(k, out)['map'].name)   # rows written by older versions name no files
+    return {k: r for k, r in rows.items() if k not in new and name(k, r) not in new and (out / name(k, r)).is_file()}
+
+# %% ../nbs/08b_jobs.ipynb #99b5447f
+def _write_json(path: Path, obj):
+    "Write JSON through a temporary name in the same folder, then rename: never half a file."
+    tmp = path.with_name(f'.{path.name}.tmp')
+    tmp.write_text(json.dumps(obj, indent=2) + '\n'); os.replace(tmp, path)
+
+def _write_predictions(out: Path, files, originals, preds, kept: dict):
+    "Each image's map and overlay, and `scores.json`: the rows kept from earlier calls, then this call's."
+    from PIL import Image
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / 'scores.json', kept)
+    rows = dict(kept)
+    for f, im, p in zip(files, originals, preds):
+        to = prediction_paths(f, out)
+        np.save(to['map'], p.amap.astype(np.float32))
+        pic = overlay(im, p.amap, 0.5, vmin=0, vmax=max(4.0, float(p.amap.max())))
+        Image.fromarray((pic * 255).astype(np.uint8)).save(to['overlay'])
+        rows[str(f)] = {'score': p.score, 'task_scores': p.task_scores, 'map': to['map'].name, 'overlay': to['overlay'].name}
+    _write_json(out / 'scores.json', rows)
+
 # %% ../nbs/08b_jobs.ipynb #316e0583
 def predict_files(run, # run folder from `train_run`
                   files, # image files
-                  out=None, # folder for scores.json and the maps (None: write nothing)
+                  out=None, # folder for the maps and scores.json, added to if it has some (None: write nothing)
                   device='auto', batch_size: int = 16) -> list[Prediction]:
     "Anomaly scores and maps (at each file's resolution) for image files."
-    from PIL import Image
-    scorer = open_scorer(run, device)
-    S, C = scorer.cfg.image_size, scorer.cfg.channels
     files = [Path(f) for f in files]
     if not files: raise ValueError('predict needs at least one image file')
+    _check_names(files)
+    kept = _earlier_rows(Path(out), files) if out is not None else {}   # a foreign scores.json fails before any work
+    scorer = open_scorer(run, device)
+    S, C = scorer.cfg.image_size, scorer.cfg.channels
     originals = [read_image(f, C) for f in files]  # clear errors name the file
     x = torch.stack([model_input(im, S, scorer.cfg.intensity) for im in originals])  # the same preparation as training and the explorer
     res = scorer.score(x, batch_size, paths=[str(f) for f in files])
@@ -163,15 +212,7 @@ def predict_files(run, # run folder from `train_run`
         p = res[i]; hw = im.shape[:2]
         p.amap, p.task_maps = _resize_map(p.amap, hw), {t: _resize_map(m, hw) for t, m in p.task_maps.items()}
         preds.append(p)
-    if out is not None:
-        out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        rows = {}
-        for f, im, p in zip(files, originals, preds):
-            np.save(out / f'{f.stem}_map.npy', p.amap.astype(np.float32))
-            pic = overlay(im, p.amap, 0.5, vmin=0, vmax=max(4.0, float(p.amap.max())))
-            Image.fromarray((pic * 255).astype(np.uint8)).save(out / f'{f.stem}_overlay.png')
-            rows[str(f)] = {'score': p.score, 'task_scores': p.task_scores}
-        (out / 'scores.json').write_text(json.dumps(rows, indent=2) + '\n')
+    if out is not None: _write_predictions(Path(out), files, originals, preds, kept)
     return preds
 
 # %% ../nbs/08b_jobs.ipynb #a8c43909

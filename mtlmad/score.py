@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from fastcore.basics import patch
 
-from .core import get_device
+from .core import get_device, progress_bar
 from .ops import check_images, gaussian_blur, foreground
 from scipy import ndimage
 
@@ -242,9 +242,7 @@ class Scorer:
         check_images(images, values=True)
         maps, scores, gates = {t: [] for t in self.tasks}, {t: [] for t in self.tasks}, {}
         it = _batches(images, batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-            it = tqdm(it, total=math.ceil(len(images) / batch_size), desc='scoring', unit='batch')
+        if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc='scoring', unit='batch')
         for b in it:
             m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32))
             for t in self.tasks:

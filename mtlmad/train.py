@@ -12,9 +12,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from .core import MTLConfig, get_device, seed_everything
+from .core import MTLConfig, get_device, progress_bar, seed_everything
 from .checkpoint import checkpoint_path, config_diff, read_checkpoint, save_checkpoint, write_run_files
 from .datasets import FIT_SUBSET, load_images, train_source
 from .distributed import dist_info, shard_rows
@@ -230,9 +229,9 @@ def fit(cfg: MTLConfig, # model, tasks and schedule
         images_or_samples, # normal training images: tensor (N, C, S, S) in [0, 1], list of Samples, a dataset folder or a `TrainSource`
         out_dir: str | Path | None = None, # where to write model.pt, config.json, history.json, loss.png
         valid=None, # optional normal validation images (same forms) for per-epoch validation losses
-        progress: bool = True, # show a progress bar with per-task losses
+        progress: bool = True, # report progress with per-task losses (a bar; plain lines when stderr is not a terminal)
         device: str = 'auto', # 'auto', 'cpu', 'cuda', ...
-        log_every: int = 10, # refresh the progress bar's losses every this many steps
+        log_every: int = 10, # refresh the reported losses every this many steps
         tasks: dict | None = None, # task objects to train (default: `make_task` for each of cfg.tasks)
         clip: float = 1.0, # gradient-norm clipping
         checkpoint_every: int = 0, # also write a resumable checkpoint every this many steps (0: at epoch ends only)
@@ -257,7 +256,7 @@ def fit(cfg: MTLConfig, # model, tasks and schedule
         find_unused_parameters=cfg.top_k > 0, broadcast_buffers=False)   # top-k leaves some experts idle
     if src.images is not None: src.images = src.images.to(dev)
     save = lambda pos: save_checkpoint(checkpoint_path(out_dir), model, tasks, cfg, history=history, train_state=_train_state(st, pos))
-    bar = tqdm(total=total, initial=st['step'], disable=not progress or rank != 0, desc='fit')
+    bar = progress_bar(total=total, initial=st['step'], disable=not progress or rank != 0, desc='fit', unit='step')
     model.train()
     with _stop_on_sigterm(st):
         while st['step'] < total:

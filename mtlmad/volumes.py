@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from fastcore.basics import patch
 
+from .core import ALL_TASKS, progress_bar
 from .datasets import slab_split
 
 # %% auto #0
@@ -430,6 +431,14 @@ def write_map(vol: Volume, # the volume the map belongs to
     return write_atomic(path, lambda p: nib.save(img, str(p)))
 
 # %% ../nbs/12_volumes.ipynb #9702fb55
+def _write_volume_maps(vol, vs, out: Path, stem: str, task_maps: bool) -> list[str]:
+    "Write the fused map (and each task's); task maps left by an earlier call are removed. Returns the task maps' names."
+    write_map(vol, vs.amap, out / f'{stem}_anomaly.nii.gz')
+    tasks = list(vs.tasks) if task_maps else []
+    for t in tasks: write_map(vol, vs.task_volume(t), out / f'{stem}_{t}.nii.gz', f'mtlmad {t} map')
+    for t in (set(ALL_TASKS) | set(vs.tasks)) - set(tasks): (out / f'{stem}_{t}.nii.gz').unlink(missing_ok=True)
+    return [f'{stem}_{t}.nii.gz' for t in tasks]
+
 def predict_volume(run, # a run folder from `train_run` (or an open `Scorer`)
                    path, # a NIfTI file or DICOM series folder (or a `Volume` read from one)
                    out, # folder for the maps and scores
@@ -449,13 +458,11 @@ def predict_volume(run, # a run folder from `train_run` (or an open `Scorer`)
     else: scorer = run
     vs = score_volume(scorer, vol, axis, batch_size=batch_size, sigma_z=sigma_z, progress=progress)
     out, stem = Path(out), volume_stem(path)
-    write_map(vol, vs.amap, out / f'{stem}_anomaly.nii.gz')
-    if task_maps:
-        for t in vs.tasks: write_map(vol, vs.task_volume(t), out / f'{stem}_{t}.nii.gz', f'mtlmad {t} map')
+    written = _write_volume_maps(vol, vs, out, stem, task_maps)
     nan = lambda a: [None if not np.isfinite(x) else round(float(x), 5) for x in a]
     info = dict(volume=str(path), kind=vol.kind, score=vs.score, axis=axis, n_slices=len(vs.slice_scores), scored=vs.scored.tolist(),
                 slice_scores=nan(vs.slice_scores), task_slice_scores={t: nan(s) for t, s in vs.task_slice_scores.items()},
-                map=f'{stem}_anomaly.nii.gz', device=vs.device, seconds=round(vs.seconds, 2),
+                map=f'{stem}_anomaly.nii.gz', task_maps=written, device=vs.device, seconds=round(vs.seconds, 2),
                 note='maps are NIfTI on the input\'s voxel grid and affine' + (' (DICOM in, NIfTI out)' if vol.kind == 'dicom' else ''))
     write_atomic(out / f'{stem}_scores.json', lambda p: p.write_text(json.dumps(info, indent=1) + '\n'))
     return vs
@@ -518,9 +525,7 @@ def volumes_to_dataset(src, # a folder of normal volumes
     vols, out = find_volumes(src), Path(out)
     if not vols: raise FileNotFoundError(f'{src}: no volume here (.nii, .nii.gz files or DICOM series folders)')
     _clear_dataset(out, overwrite); out.mkdir(parents=True, exist_ok=True)
-    if progress:
-        from tqdm.auto import tqdm
-        vols = tqdm(vols, desc='slicing volumes', unit='volume')
+    if progress: vols = progress_bar(vols, desc='slicing volumes', unit='volume')
     manifest = [_volume_to_slices(p, out, axis, image_size, slab_size, valid_fraction, min_foreground, hold_out) for p in vols]
     (out / 'dataset.json').write_text(json.dumps(dict(dataset=f'volumes:{Path(src).name}', axis=axis, image_size=image_size,
                                                       slab_size=slab_size, volumes=manifest), indent=1) + '\n')

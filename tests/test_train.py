@@ -1,5 +1,5 @@
 "Tests of mtlmad.train with tiny configs and small stand-in tasks (fast, independent of the real tasks)."
-import json, sys
+import contextlib, json, sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +114,15 @@ def test_input_checks_and_helpers():
     assert lr_factor(0, 100, 10) == pytest.approx(0.1) and lr_factor(99, 100, 10) < 0.01
     r = throughput(CFG, n_steps=1, device='cpu', tasks=tasks())
     assert r['images_per_s'] > 0 and r['tasks'] == 2
+
+
+def test_progress_into_a_log_file_is_a_few_short_lines(tmp_path):
+    "With stderr a file (a log, a pipe), fit reports progress in plain lines, not a bar redrawn with carriage returns."
+    log = tmp_path / 'fit.log'
+    with open(log, 'w') as f, contextlib.redirect_stderr(f):
+        fit(CFG.replace(epochs=0, steps=20), IMGS, progress=True, device='cpu', tasks=tasks())
+    text = log.read_text()
+    lines = [l for l in text.splitlines() if l.startswith('fit: ')]
+    assert '\r' not in text and len(lines) == 10 and all(len(l) < 120 for l in lines), text
+    assert lines[0].startswith('fit: step 2/20 (10%), ') and ' left' in lines[0]
+    assert lines[-1].startswith('fit: step 20/20 (100%), ') and 'inpaint=' in lines[-1] and 'tissue=' in lines[-1]
