@@ -105,7 +105,9 @@ def _cases(es: EvalSet, res, k: int = 3) -> tuple[list, list]:
     picks = [(i, 'missed anomaly') for i in ano[:k]] + [(i, 'found anomaly') for i in ano[::-1][:k]] + [(i, 'false alarm') for i in nor[::-1][:k]]
     return [i for i, _ in picks], [f'{t}\n{res.scores[i]:.2f}' for i, t in picks]
 
-def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad evaluation') -> Path:
+def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad evaluation',
+                 norms: dict | None = None, # the scorer's task norms: the case grid draws every map in z units, on one scale
+                ) -> Path:
     "metrics.json, roc.png, cases.png and summary.md in `out`."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     (out / 'metrics.json').write_text(json.dumps(metrics, indent=2) + '\n')
@@ -113,7 +115,7 @@ def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad eval
     fig.savefig(out / 'roc.png', dpi=110, bbox_inches='tight'); plt.close(fig)
     idx, titles = _cases(es, res)
     fig = case_grid([es.images[i].permute(1, 2, 0).numpy() for i in idx], [res[i] for i in idx],
-                    [es.masks[i] for i in idx], titles)
+                    [es.masks[i] for i in idx], titles, norms=norms)
     fig.savefig(out / 'cases.png', dpi=90, bbox_inches='tight'); plt.close(fig)
     keys = [k for k in ('image_auroc', 'pixel_auroc', 'aupro', 'image_ap', 'best_dice') if k in metrics['fused']]
     rows = ['| score | ' + ' | '.join(keys) + ' |', '|---' * (len(keys) + 1) + '|']
@@ -136,7 +138,7 @@ def evaluate_run(run, # run folder from `train_run`
     if len(set(es.labels.tolist())) < 2: raise ValueError(f'{data}: the {split} split needs normal and anomalous images to be evaluated')
     res = scorer.score(es.images, paths=es.paths, progress=progress)
     metrics = task_metrics(es, res, scorer.sigma)
-    write_report(es, res, metrics, out)
+    write_report(es, res, metrics, out, norms=scorer.norms)
     return metrics
 
 # %% ../nbs/08b_jobs.ipynb #674d08ab

@@ -19,7 +19,7 @@ from PIL import Image as PILImage, ImageDraw, ImageFont
 # %% auto #0
 __all__ = ['to_rgb', 'normalise_map', 'overlay', 'contour_mask', 'draw_contour', 'show_prediction', 'plot_roc', 'case_grid',
            'plot_history', 'render_panels', 'add_titles', 'to_png', 'histogram_background', 'mark_score',
-           'render_histogram', 'render_gates']
+           'render_histogram', 'gates_figure', 'render_gates']
 
 # %% ../nbs/08a_viz.ipynb #e5a43b09
 def to_rgb(image: np.ndarray, # (H,W), (H,W,1), (H,W,3) or (C,H,W) in [0,1]
@@ -108,26 +108,29 @@ def case_grid(images: Sequence[np.ndarray], # images in [0,1]
               masks: Sequence[np.ndarray | None] | None = None, # ground truths
               titles: Sequence[str] | None = None, # one row title per case
               tasks: Sequence[str] | None = None,
-              panel: float = 1.8):
-    "A grid, one case a row: image + truth, fused map, then each task's map (one colour range per column)."
+              panel: float = 1.8, # inches per panel
+              norms: dict | None = None, # task -> `TaskNorm`: task maps drawn as z-maps, the fused map's units
+             ):
+    "A grid, one case a row: image + truth, fused map, then each task's map; one colour scale for all, with a colour bar."
     if not len(images): raise ValueError('case_grid needs at least one case')
     tasks = list(tasks if tasks is not None else preds[0].task_maps)
-    # one colour range per column over all cases, so rows can be compared (a per-image range makes every map look hot)
-    rng = lambda maps: tuple(np.percentile(np.stack(maps), [1, 99.5]))
-    fused_rng = rng([p.amap for p in preds])
-    task_rng = {t: rng([p.task_maps[t] for p in preds]) for t in tasks}
+    zmap = lambda p, t: norms[t].z_map(p.task_maps[t]) if norms else np.asarray(p.task_maps[t], np.float32)
+    maps = [[p.amap] + [zmap(p, t) for t in tasks] for p in preds]
+    # one range over every map of every case: colours compare across rows and columns, 0 is the normal mean
+    vmax = max(float(np.percentile(np.stack([m for row in maps for m in row]), 99.5)), 1e-3)
     rows, cols = len(images), 2 + len(tasks)
-    fig, axs = plt.subplots(rows, cols, figsize=(panel * cols, panel * rows), squeeze=False)
-    for r, (im, p) in enumerate(zip(images, preds)):
+    fig, axs = plt.subplots(rows, cols, figsize=(panel * cols + 0.8, panel * rows), squeeze=False, layout='constrained')
+    for r, (im, row) in enumerate(zip(images, maps)):
         m = masks[r] if masks is not None else None
         rgb = to_rgb(im) if m is None else draw_contour(to_rgb(im), m)
-        row = [rgb, overlay(rgb, p.amap, 0.5, *fused_rng)] + [overlay(im, p.task_maps[t], 0.6, *task_rng[t]) for t in tasks]
-        for c, pic in enumerate(row):
+        for c, pic in enumerate([rgb] + [overlay(rgb if k == 0 else im, a, 0.5, 0.0, vmax) for k, a in enumerate(row)]):
             axs[r, c].imshow(pic); axs[r, c].set_xticks([]); axs[r, c].set_yticks([])
             if r == 0: axs[r, c].set_title((['image', 'fused'] + tasks)[c], fontsize=8)
-        axs[r, 0].set_ylabel(titles[r] if titles else f'score {p.score:.2f}', fontsize=7)
-    fig.tight_layout()
+        axs[r, 0].set_ylabel(titles[r] if titles else f'score {preds[r].score:.2f}', fontsize=7)
+    bar = matplotlib.cm.ScalarMappable(matplotlib.colors.Normalize(0.0, vmax), 'jet')
+    fig.colorbar(bar, ax=axs, shrink=min(1.0, 3 / rows + 0.2), label='map value (z: normal mean 0)' if norms else 'map value')
     return fig
+
 
 # %% ../nbs/08a_viz.ipynb #42e1a758
 def plot_history(history: dict, # `TrainResult.history`
@@ -250,19 +253,31 @@ def render_histogram(scores: np.ndarray, # (N,) fused scores
     return rgb if current is None else mark_score(rgb, xmap, current)
 
 # %% ../nbs/08a_viz.ipynb #e0ef7b43
-def render_gates(gates: dict, # task -> (n_blocks, n_experts) gate weights of one image
-                 cell: int = 14, # pixels per cell
-                ) -> np.ndarray:
-    "One small heatmap per task (rows: MoE blocks, columns: experts, colour: gate weight 0..1), uint8 RGB."
+def gates_figure(gates: dict, # task -> (n_blocks, n_experts) gate weights of one image
+                 cell: float = 0.45, # inches per cell
+                 per_row: int = 3, # tasks side by side; more go on further rows
+                ) -> Figure:
+    "One heatmap per task: rows MoE blocks, columns experts, colour (and number) the gate weight 0..1, one colour bar."
     if not gates: raise ValueError('render_gates needs the gates of at least one task')
-    from matplotlib import colormaps
-    tiles = []
-    for t, g in gates.items():
-        g = np.asarray(g, np.float32).reshape(-1, np.shape(g)[-1])
-        heat = _zoom(colormaps['viridis'](np.clip(g, 0, 1))[..., :3], cell)
-        w = max(heat.shape[1], 8 * len(t))
-        tile = np.ones((heat.shape[0], w, 3), np.float32); tile[:, :heat.shape[1]] = heat
-        tiles.append(add_titles((tile * 255).astype(np.uint8), [t], w, height=14))
-    h = max(t.shape[0] for t in tiles)
-    tiles = [np.pad(t, ((0, h - t.shape[0]), (0, 10), (0, 0)), constant_values=255) for t in tiles]
-    return np.concatenate(tiles, 1)
+    gs = {t: np.asarray(g, np.float32).reshape(-1, np.shape(g)[-1]) for t, g in gates.items()}
+    nb, ne = max(len(g) for g in gs.values()), max(g.shape[1] for g in gs.values())
+    rows, cols = -(-len(gs) // per_row), min(len(gs), per_row)
+    fig = Figure(figsize=(cols * (ne * cell + 0.4) + 1.2, rows * (nb * cell + 0.9) + 0.2), dpi=80, layout='constrained')
+    axs = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axs[len(gs):]: ax.remove()
+    for k, (ax, (t, g)) in enumerate(zip(axs, gs.items())):
+        im = ax.imshow(g, cmap='viridis', vmin=0, vmax=1)
+        if ne <= 6:  # room for the numbers
+            for (i, j), v in np.ndenumerate(g): ax.text(j, i, f'{v:.2f}', ha='center', va='center', fontsize=7, color='k' if v > 0.6 else 'w')
+        ax.set_xticks(range(g.shape[1])); ax.set_yticks(range(len(g))); ax.tick_params(labelsize=7)
+        ax.set_title(t, fontsize=9); ax.set_xlabel('expert', fontsize=8)
+        if k % cols == 0: ax.set_ylabel('MoE block', fontsize=8)
+    fig.colorbar(im, ax=list(axs[:len(gs)]), label='gate weight', shrink=0.9)
+    return fig
+
+def render_gates(gates: dict, # task -> (n_blocks, n_experts) gate weights of one image
+                 cell: float = 0.45, # inches per cell (80 dpi)
+                ) -> np.ndarray:
+    "`gates_figure` as a uint8 RGB array."
+    return _fig_to_rgb(gates_figure(gates, cell))
+

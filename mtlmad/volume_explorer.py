@@ -49,8 +49,9 @@ def render_views(data: np.ndarray, # (X,Y,Z) scan in [0,1], RAS order
                  truth: np.ndarray | None = None, # (X,Y,Z) bool ground truth, outlined in green
                  px_per_mm: float = 1.0, # drawing scale
                  gap: int = 4, # pixels between views
-                ) -> np.ndarray:
-    "Axial, coronal and sagittal views through `point` with the map overlaid and a cross at the point, uint8 RGB."
+                 background: float = 1.0, # grey level between and below the views (white: the page's)
+                ) -> tuple[np.ndarray, list]:
+    "Axial, coronal and sagittal views through `point` with the map overlaid and a cross at the point: uint8 RGB, view widths."
     views = []
     for name in ('axial', 'coronal', 'sagittal'):
         (ra, ca), cut = _VIEW_AXES[name]
@@ -63,7 +64,7 @@ def render_views(data: np.ndarray, # (X,Y,Z) scan in [0,1], RAS order
         rgb = rgb.copy(); rgb[r, :] = 0.5 * rgb[r, :] + 0.5; rgb[:, c] = 0.5 * rgb[:, c] + 0.5  # a faint cross
         views.append(_aspect(rgb, spacing[ra], spacing[ca], px_per_mm))
     h = max(v.shape[0] for v in views)
-    out = np.full((h, sum(v.shape[1] for v in views) + gap * 2, 3), 0.15)
+    out = np.full((h, sum(v.shape[1] for v in views) + gap * 2, 3), background)  # views differ in height: no dark block below
     x = 0
     for v in views: out[:v.shape[0], x:x + v.shape[1]] = v; x += v.shape[1] + gap
     return (out * 255).round().astype(np.uint8), [v.shape[1] for v in views]
@@ -124,8 +125,8 @@ def _set_ranges(self: VolumeExplorer):
     ref = a[fg] if fg.any() else a.ravel()
     self.map_range = (0.0, max(float(np.percentile(ref, 99.9)), 1e-3))
     self.task_ranges = {t: (0.0, max(float(np.percentile(v[fg] if fg.any() else v, 99.9)), 1e-3)) for t, v in self.task_volumes.items()}
-    self._th0 = float(np.percentile(ref, 99.5))
-    self._th_range = (min(0.0, float(ref.min())), max(float(a.max()), 2 * self._th0, 1.0))
+    self._th0 = max(float(np.percentile(ref, 99.5)), 0.0)
+    self._th_range = (0.0, max(float(a.max()), 2 * self._th0, 1.0))  # below 0 (the normal mean) would outline nearly everything
 
 @patch
 @contextmanager

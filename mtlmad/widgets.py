@@ -70,8 +70,8 @@ def _set_ranges(self: AnomalyExplorer):
     fm = fuse_maps(self.task_maps, norms, self.tasks, self.scorer.sigma)
     ref = fm[self.labels == 0] if self.labels is not None and (self.labels == 0).any() else fm
     self.map_range = (0.0, max(float(np.percentile(fm, 99.5)), 1e-3))
-    self._th0 = float(np.percentile(ref, 99.9))
-    self._th_range = (min(0.0, float(np.percentile(fm, 1))), max(float(fm.max()), 2 * self._th0, 1.0))
+    self._th0 = max(float(np.percentile(ref, 99.9)), 0.0)
+    self._th_range = (0.0, max(float(fm.max()), 2 * self._th0, 1.0))  # below 0 (the normal mean) would outline nearly everything
 
 # %% ../nbs/09_widgets.ipynb #1f823767
 @patch
@@ -92,12 +92,14 @@ def _build(self: AnomalyExplorer):
     self.threshold = W.FloatSlider(self._th0, min=lo, max=hi, step=(hi - lo) / 200, description='threshold',
                                    readout_format='.2f', layout=lay('320px'))
     self.alpha = W.FloatSlider(0.5, min=0.0, max=1.0, step=0.05, description='opacity', layout=lay('260px'))
-    self.upload = W.FileUpload(accept='image/*,.png,.jpg,.jpeg', multiple=False, description='score an image')
+    self.upload = W.FileUpload(accept='image/*,.png,.jpg,.jpeg', multiple=False, description='score an image',
+                           layout=lay('auto'))  # the default width cuts its label ('score an image (0)')
     self.device_label = W.HTML(f'model on <b>{self.device}</b>')
     self.status = W.HTML('')
     self.panels = W.Image(format='png', layout=W.Layout(max_width='100%'))
     self.table, self.hist, self.routing = W.HTML(), W.Image(format='png'), W.Image(format='png')
-    self.panels.add_class('mtlmad-panels'); self.next_button.add_class('mtlmad-next'); self.threshold.add_class('mtlmad-threshold')
+    for w, name in ((self.panels, 'panels'), (self.next_button, 'next'), (self.threshold, 'threshold'), (self.upload, 'upload'),
+                    (self.table, 'table'), (self.routing, 'routing')): w.add_class(f'mtlmad-{name}')
     for c in (self.slider, self.filter, self.sort, self.threshold, self.alpha, *self.task_toggles.values()):
         c.observe(self._on_change, 'value')
     self.prev_button.on_click(lambda b: self.step(-1)); self.next_button.on_click(lambda b: self.step(1))
@@ -108,7 +110,7 @@ def _build(self: AnomalyExplorer):
                           box(self.threshold, self.alpha, self.upload, self.device_label),
                           self.status, self.panels,
                           box(self.table, W.VBox([W.HTML('<b>fused scores</b>'), self.hist]),
-                              W.VBox([W.HTML('<b>expert routing</b> (rows: MoE blocks, columns: experts)'), self.routing]))])
+                              W.VBox([W.HTML('<b>expert routing</b> of this image'), self.routing]))])
 
 # %% ../nbs/09_widgets.ipynb #829d8b81
 @patch(as_prop=True)
@@ -140,8 +142,8 @@ def _reorder(self: AnomalyExplorer, keep: int | None = None):
     "Rebuild the slider's order from filter and sort, staying on image `keep` (default: the current one) if shown."
     keep = self.index if keep is None and hasattr(self, 'order') else keep
     idx = np.arange(len(self))
-    if self.filter.value != 'all' and self.labels is not None:
-        idx = idx[self.labels == (1 if self.filter.value == 'anomalous' else 0)]
+    if self.filter.value != 'all' and self.labels is not None:  # uploads (label -1) pass every filter
+        idx = idx[(self.labels == (1 if self.filter.value == 'anomalous' else 0)) | (self.labels == -1)]
     if self.sort.value != 'index':
         s = self.scores[idx]
         idx = idx[np.argsort(-s if self.sort.value == 'desc' else s, kind='stable')]
@@ -169,11 +171,8 @@ def _on_change(self: AnomalyExplorer, change):
             return
         o.icon = 'check' if o.value else ''
         self._refuse()
-        if self.sort.value != 'index': self._reorder()
-    elif o is self.filter: self._reorder()
-    elif o is self.sort:  # a new order starts at its top: the highest (or lowest) score first
-        self._reorder()
-        with self._silent(): self.slider.value = 0
+        if self.sort.value != 'index': self._reorder()  # the same image, at its new place
+    elif o in (self.filter, self.sort): self._reorder()
     self.status.value = ''
     self.render()
 
@@ -257,8 +256,7 @@ def add_image(self: AnomalyExplorer,
     if self.labels is not None: self.labels = np.append(self.labels, -1)
     if self.masks is not None: self.masks = np.concatenate([self.masks, np.zeros((1, *self.masks.shape[1:]), bool)])
     self._refuse()
-    with self._silent(): self.filter.value = 'all'
-    self._reorder(keep=len(self) - 1)
+    self._reorder(keep=len(self) - 1)  # it has no label: every filter shows it
     self.render()
     return len(self) - 1
 

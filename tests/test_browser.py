@@ -2,8 +2,9 @@
 
 Starts JupyterLab on 127.0.0.1 (free port, random token) in a temporary folder holding a copy of
 tests/browser/explorer.ipynb, runs all its cells from the Run menu, waits for the explorer, then moves the
-threshold slider with the keyboard and clicks 'next', checking each time that the panel image changed.
-Leaves a screenshot in test-artifacts/explorer.png. Skipped only where /usr/bin/chromium is missing."""
+threshold slider with the keyboard and clicks 'next', checking each time that the panel image changed; then checks
+that the upload button shows its whole label, that a new sort and a task toggle keep the image on screen, and that
+the routing picture is drawn large. Leaves a screenshot of the widget in test-artifacts/explorer.png (and of the page in explorer_page.png). Skipped only where /usr/bin/chromium is missing."""
 import base64
 import contextlib
 import os
@@ -175,7 +176,25 @@ def test_explorer_in_jupyterlab(tmp_path):
         assert png2 != png1 and src2 != src1
         assert page.locator('.widget-slider:has-text("image") .widget-readout').first.inner_text().strip() == '1'
 
+        # the upload button shows its whole label
+        width, room = page.evaluate("() => { const b = document.querySelector('.mtlmad-upload'); return [b.scrollWidth, b.clientWidth]; }")
+        assert width <= room, f'the upload button cuts its label ({width} px of text in {room} px)'
+        # a new sort and a task toggle keep the image on screen (the slider moves to its place in the new order)
+        name = lambda: page.locator('.mtlmad-table b').first.inner_text()
+        shown = name()
+        page.locator('.widget-dropdown:has-text("sort") select').select_option(label='score ↓')
+        page.wait_for_timeout(500)
+        assert name() == shown
+        page.locator('button.widget-toggle-button', has_text='bright').click()
+        src3, _ = _wait_change(page, src2)  # the fusion changed
+        assert name() == shown
+        routing = page.locator('img.mtlmad-routing').bounding_box()
+        assert routing['width'] >= 300 and routing['height'] >= 120, routing  # readable, with axes
+
+        page.locator('button.widget-toggle-button', has_text='bright').click()  # back on, for the picture
+        _wait_change(page, src3)
         SHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOT), full_page=True)
+        page.locator('.jp-OutputArea-output').last.screenshot(path=str(SHOT))  # the whole widget, routing included
+        page.screenshot(path=str(SHOT.with_name('explorer_page.png')), full_page=True)
     assert SHOT.stat().st_size > 10_000
     assert time.monotonic() - t0 < 120

@@ -83,14 +83,20 @@ def test_filter(ex):
 
 
 def test_sort(ex):
+    ex.slider.value = 4
+    shown = ex.current_rgb.copy()
     ex.sort.value = 'desc'
     s = ex.scores[ex.order]
-    assert (np.diff(s) <= 0).all() and ex.slider.value == 0 and ex.index == int(np.argmax(ex.scores))
-    assert ex.labels[ex.index] == 1  # the most anomalous-looking image is an anomalous one
+    assert (np.diff(s) <= 0).all() and ex.index == 4  # the image on screen stays, at its new place
+    assert ex.slider.value == int(np.flatnonzero(ex.order == 4)[0])
+    np.testing.assert_array_equal(ex.current_rgb, shown)
+    ex.slider.value = 0
+    assert ex.index == int(np.argmax(ex.scores)) and ex.labels[ex.index] == 1  # the top: an anomalous image
     ex.sort.value = 'asc'
-    assert (np.diff(ex.scores[ex.order]) >= 0).all() and ex.index == int(np.argmin(ex.scores))
+    assert (np.diff(ex.scores[ex.order]) >= 0).all() and ex.index == int(np.argmax(ex.scores)) and ex.slider.value == 11
     ex.sort.value = 'index'
     np.testing.assert_array_equal(ex.order, np.arange(12))
+    assert ex.slider.value == ex.index == int(np.argmax(ex.scores))
 
 
 def test_threshold_changes_outline_only_in_first_two_panels(ex):
@@ -135,8 +141,31 @@ def test_task_toggles_refuse(ex):
 
 def test_task_toggle_resorts_but_keeps_image(ex):
     ex.sort.value = 'desc'; ex.slider.value = 4; kept = ex.index
-    ex.task_toggles['bright'].value = False
-    assert ex.index == kept and (np.diff(ex.scores[ex.order]) <= 0).all()
+    image_panel = panel(ex.current_rgb, 0).copy()
+    not_red = lambda p: ~((p[..., 0] == 255) & (p[..., 1] == 0) & (p[..., 2] == 0))  # the threshold outline follows the fusion
+    for t in ('bright', 'detail', 'bright'):
+        ex.task_toggles[t].value = not ex.task_toggles[t].value
+        assert ex.index == kept and (np.diff(ex.scores[ex.order]) <= 0).all()
+        assert ex.order[ex.slider.value] == kept and f'p{kept}.png' in ex.table.value
+        now = panel(ex.current_rgb, 0); both = not_red(now) & not_red(image_panel)
+        assert both.mean() > 0.9 and (now[both] == image_panel[both]).all()  # the same image on screen
+
+
+def test_threshold_bounded_at_zero(ex):
+    # fused maps go below 0 (the normal mean); a threshold there would outline nearly every pixel
+    assert ex.fused_map.min() < 0 and ex.threshold.min == 0 and 0 <= ex.threshold.value <= ex.threshold.max
+    ex.threshold.value = -1.0
+    assert ex.threshold.value == 0
+
+
+def test_routing_is_readable(ex):
+    routing = png_array(ex.routing.value)
+    assert routing.shape[0] >= 120 and routing.shape[1] >= 300  # 14-pixel cells and no axes before
+    np.testing.assert_array_equal(routing, render_gates({t: g[ex.index] for t, g in ex.gates.items()}))
+
+
+def test_upload_button_sized_to_its_label(ex):
+    assert ex.upload.layout.width == 'auto'  # the default (148 px) cut 'score an image (0)'
 
 
 def _upload_value(name, data):
@@ -151,7 +180,8 @@ def test_upload_png(ex):
     buf = io.BytesIO(); Image.fromarray(img).save(buf, format='PNG')
     ex.upload.value = _upload_value('my_scan.png', buf.getvalue())
     assert ex.scorer.model.calls == calls + 1 and len(ex) == 13 and ex.index == 12
-    assert ex.filter.value == 'all' and ex.labels[12] == -1 and ex.paths[12] == 'my_scan.png'
+    assert ex.filter.value == 'normal' and ex.labels[12] == -1 and ex.paths[12] == 'my_scan.png'  # the filter stays
+    assert set(ex.labels[ex.order]) == {0, -1}  # the upload, unlabelled, shows with the normal images
     assert ex.upload.value == () and 'my_scan.png' in ex.status.value and 'my_scan.png' in ex.table.value
     assert ex.images.shape == (13, S, S, 1) and ex.gates['detail'].shape[0] == 13
     assert ex.task_scores['bright'][12] > ex.task_scores['bright'][0]
@@ -218,10 +248,10 @@ def test_image_to_model_shapes():
 def test_from_run_uses_the_jobs_and_datasets(monkeypatch):
     images, masks, labels = tissue_images(4, S)
     sc = make_scorer(S)
-    sc.model.cfg = types.SimpleNamespace(image_size=S, channels=1)
+    sc.model.cfg = types.SimpleNamespace(image_size=S, channels=1, intensity='none')
     seen = {}
-    def load_split(data_dir, split='test', image_size=128, channels=1):
-        seen.update(data_dir=data_dir, split=split, image_size=image_size, channels=channels)
+    def load_split(data_dir, split='test', image_size=128, channels=1, intensity='none'):
+        seen.update(data_dir=data_dir, split=split, image_size=image_size, channels=channels, intensity=intensity)
         return types.SimpleNamespace(images=images, masks=masks, labels=labels, paths=[f'{i}.png' for i in range(4)])
     def open_scorer(run_dir, device='auto'):
         seen.update(run_dir=run_dir, device=device)
@@ -229,5 +259,5 @@ def test_from_run_uses_the_jobs_and_datasets(monkeypatch):
     monkeypatch.setitem(sys.modules, 'mtlmad.jobs', types.SimpleNamespace(open_scorer=open_scorer))
     monkeypatch.setattr('mtlmad.datasets.load_split', load_split)
     e = AnomalyExplorer.from_run('runs/a', 'data/b', split='valid', device='cpu', zoom=1)
-    assert seen == dict(data_dir='data/b', split='valid', image_size=S, channels=1, run_dir='runs/a', device='cpu')
+    assert seen == dict(data_dir='data/b', split='valid', image_size=S, channels=1, intensity='none', run_dir='runs/a', device='cpu')
     assert len(e) == 4 and e.paths[0] == '0.png' and e.zoom == 1
