@@ -79,9 +79,10 @@ def main():
     flips = {bool({**a.around, **row}.get('flip', False)) for row in a.settings}   # the mirrored images run only if a row asks
     errs = []   # (train, valid, {flip: (train errors, valid errors)}) per model
     for data, files in groups:
-        train, valid = load_split(data, 'train', 128, 1, normal_only=True), load_split(data, 'valid', 128, 1)
         for f in files:
             ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
+            prep = dict(image_size=ck['cfg']['image_size'], channels=ck['cfg']['channels'], intensity=ck['cfg'].get('intensity', 'none'))
+            train, valid = load_split(data, 'train', normal_only=True, **prep), load_split(data, 'valid', **prep)
             sc = Scorer(ck['model'], ck['tasks'], device='cpu')
             errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in flips}))
     print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
