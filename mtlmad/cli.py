@@ -26,13 +26,15 @@ def _add_train_options(p):
     p.add_argument('--top-k', type=int, dest='top_k', help='0 routes densely; k keeps the k largest gates')
     p.add_argument('--tasks', help='comma-separated proxy tasks to train (default: every task but jigsaw)')
     p.add_argument('--seed', type=int, help='seeds the weights, the batches and the corruptions')
+    p.add_argument('--intensity', choices=['none', 'percentile'], help="input preparation of every image: 'none' keeps "
+                   "the files' scale, 'percentile' rescales each image by its own tissue (many scanners or people)")
     p.add_argument('--device', default='auto', help=DEVICE_HELP)
 
 def _config_from_args(a, base=None):
     "The config from --config (else `base`, else the defaults) with the command-line options applied."
     from mtlmad.core import MTLConfig
     cfg = MTLConfig.from_json(a.config) if a.config else (base or MTLConfig())
-    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed') if getattr(a, k, None) is not None}
+    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed', 'intensity') if getattr(a, k, None) is not None}
     if 'steps' in kw and 'epochs' not in kw: kw['epochs'] = 0   # --steps: a schedule in steps, not passes
     if getattr(a, 'tasks', None): kw['tasks'] = tuple(t.strip() for t in a.tasks.split(',') if t.strip())
     return cfg.replace(**kw) if kw else cfg
