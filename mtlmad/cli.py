@@ -26,8 +26,8 @@ def _add_train_options(p):
     p.add_argument('--top-k', type=int, dest='top_k', help='0 routes densely; k keeps the k largest gates')
     p.add_argument('--tasks', help='comma-separated proxy tasks to train (default: every task but jigsaw)')
     p.add_argument('--seed', type=int, help='seeds the weights, the batches and the corruptions')
-    p.add_argument('--intensity', choices=['none', 'percentile'], help="input preparation of every image: 'none' keeps "
-                   "the files' scale, 'percentile' rescales each image by its own tissue (many scanners or people)")
+    p.add_argument('--intensity', choices=['none', 'percentile', 'median'], help="input preparation of every image: 'none' keeps "
+                   "the files' scale; 'percentile' or 'median' rescale each image by its own tissue (many scanners or people)")
     p.add_argument('--device', default='auto', help=DEVICE_HELP)
 
 def _config_from_args(a, base=None):

@@ -101,7 +101,7 @@ class Config:
 
 # %% ../nbs/00_core.ipynb #40972864
 ALL_TASKS = ('inpaint', 'denoise', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
-INTENSITY = ('none', 'percentile')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
+INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
 DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
 
 @dataclass
@@ -109,7 +109,7 @@ class MTLConfig(Config):
     "Every option of an mtlmad model and its training run; defaults train on a laptop CPU at 128x128."
     image_size: int = 128        # images are resized to image_size x image_size
     channels: int = 1            # 1 for grey (MRI, CT, OCT, X-ray), 3 for RGB (histopathology)
-    intensity: str = 'none'      # input preparation of every image at every door: 'none' (the file's own scale) or 'percentile'
+    intensity: str = 'none'      # input preparation of every image at every door: 'none' (the file's own scale), 'percentile' or 'median'
     width: int = 32              # channels of the shared stem; experts and heads scale from it
     n_experts: int = 4           # experts per MoE block
     n_moe_blocks: int = 2        # MoE blocks after the stem

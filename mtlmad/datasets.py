@@ -23,11 +23,11 @@ from .core import INTENSITY, MTLConfig
 from .ops import check_images
 
 # %% auto #0
-__all__ = ['BRAIN_MRI_FILE', 'IMAGE_EXTS', 'DATASETS', 'SPLITS', 'MASK_DIRS', 'MAX_CACHE_BYTES', 'FIT_SUBSET', 'read_nifti',
-           'build_brain_mri', 'BrainMRI', 'load_brain_mri', 'read_image', 'read_mask', 'DatasetInfo', 'dataset_info',
-           'Sample', 'detect_layout', 'find_samples', 'normalize_intensity', 'model_input', 'image_to_model',
-           'AnomalyDataset', 'slab_split', 'make_demo_data', 'example_images', 'normal_samples', 'load_images',
-           'TrainSource', 'train_source', 'EvalSet', 'load_split']
+__all__ = ['BRAIN_MRI_FILE', 'IMAGE_EXTS', 'DATASETS', 'SPLITS', 'MASK_DIRS', 'INTENSITY_ANCHORS', 'MAX_CACHE_BYTES',
+           'FIT_SUBSET', 'read_nifti', 'build_brain_mri', 'BrainMRI', 'load_brain_mri', 'read_image', 'read_mask',
+           'DatasetInfo', 'dataset_info', 'Sample', 'detect_layout', 'find_samples', 'normalize_intensity',
+           'model_input', 'image_to_model', 'AnomalyDataset', 'slab_split', 'make_demo_data', 'example_images',
+           'normal_samples', 'load_images', 'TrainSource', 'train_source', 'EvalSet', 'load_split']
 
 # %% ../nbs/01_datasets.ipynb #c0ead362
 def read_nifti(path: str | Path, # a .nii or .nii.gz file holding one 3-D volume
@@ -392,18 +392,19 @@ def find_samples(root: str | Path, # a dataset folder (BMAD or MVTec layout), or
     return out
 
 # %% ../nbs/01_datasets.ipynb #c5ae8b86
+INTENSITY_ANCHORS = {'percentile': (99., 0.9), 'median': (50., 0.4)}   # mode -> (tissue percentile, where it lands)
+
 def normalize_intensity(image: np.ndarray, # float32 (H, W) or (H, W, C) in [0, 1]
-                        mode: str = 'none', # 'none' keeps the file's scale; 'percentile' rescales by the image's own tissue
-                        q: float = 99., # the tissue percentile that lands on `target`
-                        target: float = 0.9, # where that percentile lands
-                        level: float = 0.1, # tissue = pixels brighter than this fraction of the image's q-th percentile
+                        mode: str = 'none', # 'none' keeps the file's scale; 'percentile' or 'median' rescale by the image's own tissue
+                        level: float = 0.1, # tissue = pixels brighter than this fraction of the image's 99th percentile
                        ) -> np.ndarray:
-    "One image's grey levels, rescaled so that its tissue's `q`-th percentile lands on `target` (clipped to [0, 1])."
+    "One image's grey levels rescaled so that a percentile of its own tissue lands on a fixed grey (`INTENSITY_ANCHORS`), clipped to [0, 1]."
     if mode not in INTENSITY: raise ValueError(f'intensity must be one of {INTENSITY}, got {mode!r}')
     if mode == 'none': return image
     g = image if image.ndim == 2 else image.mean(-1)
-    top = float(np.percentile(g, q))
+    top = float(np.percentile(g, 99))
     if top <= 0: return image   # an all-dark image has no tissue to scale by
+    q, target = INTENSITY_ANCHORS[mode]
     ref = float(np.percentile(g[g > level * top], q))
     return np.clip(image * (target / ref), 0, 1).astype(np.float32)
 
