@@ -198,6 +198,29 @@ def write(out: Path, r: dict) -> str:
     return text
 
 
+def saved_models(a, argv) -> str:
+    "The table for models saved by `bench/ablate.py --save`, each measured on the valid normals of the folder before it."
+    if a.threads: torch.set_num_threads(a.threads)
+    per_seed, data = [], None
+    for arg in a.saved:
+        if Path(arg).is_dir(): data = arg; continue
+        if data is None: raise SystemExit(f'--saved: a data folder must come before {arg}')
+        ck = torch.load(arg, weights_only=False)   # our own files, written by bench/ablate.py --save
+        cfg = MTLConfig.from_dict(ck['cfg'])
+        prep = dict(image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity)
+        train_x = load_split(data, 'train', normal_only=True, **prep).images
+        held = reference_subset(load_split(data, 'valid', normal_only=True, **prep).images, a.max_images)
+        per_seed.append(measure(ck['model'], ck['tasks'], cfg, {}, train_x, held.repeat(max(1, a.repeats), 1, 1, 1), 'cpu', cfg.seed + 1))
+    rs = rows(per_seed)
+    text = (f"# Does every proxy task learn?\n\nCommand: `python bench/task_losses.py {shlex.join(sys.argv[1:] if argv is None else argv)}`  \n"
+            f"{len(per_seed)} saved model(s); held-out images: each data folder's valid normals, each {max(1, a.repeats)} times "
+            f"with fresh task draws. Training losses were not saved with these models (nan). 'learns?': held-out / trivial < {LEARNS} "
+            f"for every model; mean over the models.\n\n{markdown_table(rs)}\n")
+    print(text)
+    if a.out: a.out.parent.mkdir(parents=True, exist_ok=True); a.out.with_suffix('.md').write_text(text)
+    return text
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=None, help='dataset folder (BMAD or MVTec layout); default: demo data')
@@ -211,7 +234,11 @@ def main(argv=None):
     ap.add_argument('--device', default='auto')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 on a busy shared CPU')
     ap.add_argument('--out', type=Path, default=None)
+    ap.add_argument('--saved', nargs='+', default=None, metavar='DATA MODEL.pt',
+                    help='models saved by bench/ablate.py --save, each after its data folder (DATA m.pt ... DATA m.pt ...): '
+                         'held-out images = each folder\'s valid normals; their training losses were not saved (nan)')
     a = ap.parse_args(argv)
+    if a.saved: return saved_models(a, argv)
     if a.threads: torch.set_num_threads(a.threads)
     dev, t0 = get_device(a.device), time.time()
     out = a.out or Path(__file__).parent / 'results' / 'task_losses.json'

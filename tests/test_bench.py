@@ -186,3 +186,18 @@ def test_task_losses_of_a_saved_run(tmp_path, one_thread):
         assert (x['task'], x['trivial_predictor']) == (y['task'], y['trivial_predictor'])
         assert x['train'] == pytest.approx(y['train']) and x['held_out'] == pytest.approx(y['held_out'], rel=1e-4)
         assert x['trivial'] == pytest.approx(y['trivial'])
+
+
+def test_task_losses_of_models_saved_by_ablate(tmp_path, one_thread):
+    "--saved: each model (bench/ablate.py's file) measured on the valid normals of the data folder before it."
+    from mtlmad.datasets import load_split, make_demo_data
+    from mtlmad.train import fit
+    data = make_demo_data(tmp_path / 'data', image_size=64)
+    cfg = MTLConfig(image_size=64, steps=3, width=8, n_experts=2, tasks=('denoise', 'geometry'), intensity='median')
+    res = fit(cfg, load_split(data, 'train', 64, 1, normal_only=True, intensity='median').images, progress=False, device='cpu')
+    pt = tmp_path / 'm_s0.pt'
+    torch.save({'model': res.model, 'tasks': res.tasks, 'cfg': cfg.to_dict()}, pt)
+    md = task_losses.main(['--saved', str(data), str(pt), '--repeats', '1', '--out', str(tmp_path / 'tl.json')])
+    assert (tmp_path / 'tl.md').read_text() == md
+    assert '| denoise | identity |' in md and '| geometry | class frequencies |' in md
+    with pytest.raises(SystemExit, match='data folder must come before'): task_losses.main(['--saved', str(pt)])
