@@ -80,3 +80,14 @@ def make_all(root) -> dict[str, Path]:
     out = {k: make_bmad(root, k) for k in LAYOUTS}
     out['mvtec'] = make_mvtec(root)
     return out
+
+
+def calibrated_run(folder, cfg, images) -> Path:
+    "Train `cfg` on `images` into `folder`, calibrate on the same images and save the run's model.pt; returns the folder."
+    from mtlmad.checkpoint import save_checkpoint
+    from mtlmad.score import Scorer
+    from mtlmad.train import fit
+    res = fit(cfg, images, out_dir=folder, progress=False, device='cpu')
+    sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(images)
+    save_checkpoint(Path(folder) / 'model.pt', res.model, res.tasks, cfg, norm=sc.norms_dict())
+    return Path(folder)

@@ -6,12 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from mtlmad.checkpoint import save_checkpoint
 from mtlmad.cli import main
 from mtlmad.core import MTLConfig
 from mtlmad.jobs import predict_files
-from mtlmad.score import Scorer
-from mtlmad.train import fit
+from fixtures import calibrated_run
 
 TINY = MTLConfig(image_size=32, width=4, n_experts=2, steps=4, epochs=0, batch_size=4, warmup_steps=2, top_k=1)
 IMGS = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -19,11 +17,7 @@ IMGS = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(1))
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
-    d = tmp_path_factory.mktemp('run')
-    res = fit(TINY, IMGS, out_dir=d, progress=False, device='cpu')
-    sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(IMGS)
-    save_checkpoint(d / 'model.pt', res.model, res.tasks, TINY, norm=sc.norms_dict())
-    return d
+    return calibrated_run(tmp_path_factory.mktemp('run'), TINY, IMGS)
 
 
 def _png(p, seed, size=(40, 30)):

@@ -10,6 +10,7 @@ from PIL import Image
 from mtlmad.core import MTLConfig
 from mtlmad.train import fit
 from mtlmad.checkpoint import load_run, read_checkpoint, save_checkpoint
+from fixtures import calibrated_run as tiny_calibrated_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = MTLConfig(image_size=32, width=4, n_experts=2, epochs=3, batch_size=4, warmup_steps=2, top_k=1)  # all five tasks
@@ -230,12 +231,7 @@ KNOWN = {}
 
 @pytest.fixture(scope='module')
 def calibrated_run(tmp_path_factory):
-    from mtlmad.score import Scorer
-    d = tmp_path_factory.mktemp('cal')
-    res = fit(TINY, IMGS, out_dir=d, progress=False, device='cpu')
-    sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(IMGS)
-    save_checkpoint(d / 'model.pt', res.model, res.tasks, TINY, norm=sc.norms_dict())
-    return d
+    return tiny_calibrated_run(tmp_path_factory.mktemp('cal'), TINY, IMGS)
 
 
 def test_bad_inputs_end_to_end(tmp_path, calibrated_run):
