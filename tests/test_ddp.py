@@ -18,6 +18,7 @@ SCRIPT = textwrap.dedent("""
     x = torch.rand(int(sys.argv[3]), 1, 32, 32, generator=torch.Generator().manual_seed(1))
     fit(MTLConfig.from_json(sys.argv[2]), x, out_dir=sys.argv[1], progress=False, device='cpu')
     print('rank', dist_info()[0], 'of', dist_info()[1], 'done')
+    if torch.distributed.is_initialized(): torch.distributed.destroy_process_group()   # gloo's threads end before exit, not in it
 """)
 # losses that are means over images split exactly across processes; only the summation order differs
 EXACT = MTLConfig(image_size=32, width=4, n_experts=2, epochs=2, batch_size=8, warmup_steps=2, tasks=('geometry', 'jigsaw', 'tissue'))
