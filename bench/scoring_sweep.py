@@ -77,12 +77,14 @@ def main():
         else: raise SystemExit(f'{arg}: a data folder should come before its models\n\n{__doc__}')
     if not groups or not all(files for _, files in groups): raise SystemExit(__doc__)
     flips = {bool({**a.around, **row}.get('flip', False)) for row in a.settings}   # the mirrored images run only if a row asks
-    errs = []   # (train, valid, {flip: (train errors, valid errors)}) per model
+    errs, read = [], {}   # errs: (train, valid, {flip: (train errors, valid errors)}) per model; read: splits per folder and preparation
     for data, files in groups:
         for f in files:
             ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
             prep = dict(image_size=ck['cfg']['image_size'], channels=ck['cfg']['channels'], intensity=ck['cfg'].get('intensity', 'none'))
-            train, valid = load_split(data, 'train', normal_only=True, **prep), load_split(data, 'valid', **prep)
+            key = (data, *prep.values())
+            if key not in read: read[key] = load_split(data, 'train', normal_only=True, **prep), load_split(data, 'valid', **prep)
+            train, valid = read[key]
             sc = Scorer(ck['model'], ck['tasks'], device='cpu')
             errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in flips}))
     print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
