@@ -14,8 +14,8 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['ALL_TASKS', 'INTENSITY', 'DEFAULT_TASKS', 'get_device', 'seed_everything', 'Config', 'MTLConfig', 'LineProgress',
-           'progress_bar']
+__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'INTENSITY', 'get_device', 'seed_everything', 'Config', 'MTLConfig',
+           'LineProgress', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -99,10 +99,20 @@ class Config:
         "A copy with some fields changed (checked like `from_dict`)."
         return type(self).from_dict({**self.to_dict(), **kw})
 
-# %% ../nbs/00_core.ipynb #40972864
-ALL_TASKS = ('inpaint', 'denoise', 'jigsaw', 'geometry', 'tissue', 'pseudo_anomaly')
-INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
+# %% ../nbs/00_core.ipynb #1bd0a3da
+TASK_CLASSES = {   # every proxy task: name -> its class as 'module.Class' (the class itself when added by `register_task`)
+    'inpaint': 'mtlmad.tasks.inpaint.InpaintTask',
+    'denoise': 'mtlmad.tasks.denoise.DenoiseTask',
+    'jigsaw': 'mtlmad.tasks.jigsaw.JigsawTask',
+    'geometry': 'mtlmad.tasks.geometry.GeometryTask',
+    'tissue': 'mtlmad.tasks.tissue.TissueTask',
+    'pseudo_anomaly': 'mtlmad.tasks.pseudo_anomaly.PseudoAnomalyTask',
+}
+ALL_TASKS = tuple(TASK_CLASSES)   # the tasks mtlmad ships
 DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
+
+# %% ../nbs/00_core.ipynb #40972864
+INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
 
 @dataclass
 class MTLConfig(Config):
@@ -130,8 +140,8 @@ class MTLConfig(Config):
     seed: int = 0
 
     def __post_init__(self):
-        unknown = [t for t in self.tasks if t not in ALL_TASKS]
-        if unknown: raise ValueError(f'unknown task(s) {unknown}; known tasks: {list(ALL_TASKS)}')
+        unknown = [t for t in self.tasks if t not in TASK_CLASSES]
+        if unknown: raise ValueError(f'unknown task(s) {unknown}; known tasks: {list(TASK_CLASSES)}')
         if not self.tasks: raise ValueError('at least one task must be on')
         self.tasks, self.fusion_tasks = tuple(self.tasks), tuple(self.fusion_tasks)
         stray = [t for t in self.fusion_tasks if t not in self.tasks]

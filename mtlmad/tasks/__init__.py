@@ -2,4 +2,4 @@
 (nbs/03a..03f) and the registry (`mtlmad.tasks.registry`, nbs/03g). This package stub is the only hand-written file
 here: it re-exports the interface and the registry."""
 from .base import TaskBatch, ProxyTask
-from .registry import TASKS, make_task, make_tasks
+from .registry import task_class, register_task, unregister_task, make_task, make_tasks
