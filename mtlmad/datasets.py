@@ -23,11 +23,12 @@ from .core import INTENSITY, MTLConfig
 from .ops import check_images
 
 # %% auto #0
-__all__ = ['BRAIN_MRI_FILE', 'IMAGE_EXTS', 'DATASETS', 'SPLITS', 'MASK_DIRS', 'INTENSITY_ANCHORS', 'MAX_CACHE_BYTES',
-           'FIT_SUBSET', 'read_nifti', 'build_brain_mri', 'BrainMRI', 'load_brain_mri', 'read_image', 'read_mask',
-           'DatasetInfo', 'dataset_info', 'Sample', 'detect_layout', 'find_samples', 'normalize_intensity',
-           'model_input', 'image_to_model', 'AnomalyDataset', 'slab_split', 'make_demo_data', 'example_images',
-           'normal_samples', 'load_images', 'TrainSource', 'train_source', 'EvalSet', 'load_split']
+__all__ = ['BRAIN_MRI_FILE', 'IMAGE_EXTS', 'DATASETS', 'SPLITS', 'MASK_DIRS', 'INTENSITY_ANCHORS', 'INPUT_TOLERANCE',
+           'MAX_CACHE_BYTES', 'FIT_SUBSET', 'read_nifti', 'build_brain_mri', 'BrainMRI', 'load_brain_mri', 'read_image',
+           'read_mask', 'DatasetInfo', 'dataset_info', 'Sample', 'detect_layout', 'find_samples', 'fit_square',
+           'map_to_image', 'normalize_intensity', 'tissue_stats', 'input_record', 'unlike_training', 'model_input',
+           'image_to_model', 'AnomalyDataset', 'slab_split', 'make_demo_data', 'example_images', 'normal_samples',
+           'load_images', 'TrainSource', 'train_source', 'EvalSet', 'load_split']
 
 # %% ../nbs/01_datasets.ipynb #c0ead362
 def read_nifti(path: str | Path, # a .nii or .nii.gz file holding one 3-D volume
@@ -391,6 +392,28 @@ def find_samples(root: str | Path, # a dataset folder (BMAD or MVTec layout), or
     if not out: raise FileNotFoundError(f'{root}: no usable images in split(s) {want}')
     return out
 
+# %% ../nbs/01_datasets.ipynb #0b3e1366
+def fit_square(a: np.ndarray, # (H, W) or (H, W, C)
+              ) -> np.ndarray:
+    "The image zero-padded to a centred square of side max(H, W), its aspect kept (a square image is returned as it is)."
+    h, w = a.shape[:2]; s = max(h, w)
+    if h == w: return a
+    sq = np.zeros((s, s, *a.shape[2:]), a.dtype)
+    sq[(s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w] = a
+    return sq
+
+# %% ../nbs/01_datasets.ipynb #22a5de0b
+def map_to_image(maps: np.ndarray, # (S, S) or (N, S, S) maps at model resolution
+                 hw: tuple, # (H, W) of the image they belong to
+                ) -> np.ndarray:
+    "Maps back on their image's grid: resized (bilinear) to the padded square, then cropped (undoes `fit_square`)."
+    (h, w), s = hw, max(hw)
+    m = torch.from_numpy(np.ascontiguousarray(maps, np.float32))
+    m = m.reshape(-1, 1, *m.shape[-2:])
+    if m.shape[-2:] != (s, s): m = F.interpolate(m, size=(s, s), mode='bilinear', align_corners=False)
+    m = m[:, 0, (s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w].numpy()
+    return m[0] if np.ndim(maps) == 2 else m
+
 # %% ../nbs/01_datasets.ipynb #c5ae8b86
 INTENSITY_ANCHORS = {'percentile': (99., 0.9), 'median': (50., 0.4)}   # mode -> (tissue percentile, where it lands)
 
@@ -408,6 +431,42 @@ def normalize_intensity(image: np.ndarray, # float32 (H, W) or (H, W, C) in [0, 
     ref = float(np.percentile(g[g > level * top], q))
     return np.clip(image * (target / ref), 0, 1).astype(np.float32)
 
+# %% ../nbs/01_datasets.ipynb #cdb6b0d9
+def tissue_stats(images: torch.Tensor, # (N, C, S, S) model inputs in [0, 1]
+                 level: float = 0.1, # tissue: brighter than this fraction of the image's 99th percentile (as `normalize_intensity`)
+                ) -> np.ndarray:
+    "Each image's tissue median and 99th percentile grey level, (N, 2); NaN for an all-dark image."
+    g = torch.as_tensor(images).detach().float().cpu().mean(1).flatten(1).numpy()
+    out = np.full((len(g), 2), np.nan)
+    for i, a in enumerate(g):
+        top = float(np.percentile(a, 99))
+        if top > 0: out[i] = np.percentile(a[a > level * top], [50, 99])
+    return out
+
+# %% ../nbs/01_datasets.ipynb #be73cf93
+INPUT_TOLERANCE = 1.5   # a tissue figure this many times beyond the normal images' range is unlike them
+
+def input_record(images: torch.Tensor, # (N, C, S, S) normal images as the model sees them
+                ) -> dict:
+    "The range of the tissue figures over normal images: {'median': [lo, hi], 'p99': [lo, hi], 'n': images counted}."
+    st = tissue_stats(images); st = st[np.isfinite(st).all(1)]
+    if not len(st): return {}
+    lo, hi = st.min(0).tolist(), st.max(0).tolist()
+    return {'median': [lo[0], hi[0]], 'p99': [lo[1], hi[1]], 'n': len(st)}
+
+def unlike_training(stats, # (2,) an input's tissue median and 99th percentile (a row of `tissue_stats`)
+                    record: dict | None, # the run's `input_record` (None or empty: no check)
+                    tolerance: float = INPUT_TOLERANCE,
+                   ) -> str | None:
+    "The figures far (`tolerance` times) beyond the recorded range: the median either way, the 99th percentile below; or None."
+    if not record or not np.isfinite(stats).all(): return None
+    (m, p), (mlo, mhi), (plo, phi) = stats, record['median'], record['p99']
+    far = []
+    if m < mlo / tolerance or m > mhi * tolerance: far.append(f'tissue median {m:.3f} (normal images {mlo:.3f}..{mhi:.3f})')
+    if p < plo / tolerance:   # a bright lesion raises the 99th percentile: only a dark one counts
+        far.append(f'tissue 99th percentile {p:.3f} (normal images {plo:.3f}..{phi:.3f})')
+    return '; '.join(far) or None
+
 # %% ../nbs/01_datasets.ipynb #dab6e77e
 def _resize(a: np.ndarray, size: int, resample) -> np.ndarray:
     "Resize a float (H, W) or (H, W, C) array to (size, size) with PIL."
@@ -419,8 +478,8 @@ def model_input(image: np.ndarray, # float32 (H, W) or (H, W, C) in [0, 1], from
                 size: int | None, # the model's image side S; None keeps the native size
                 intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`, see `normalize_intensity`)
                ) -> torch.Tensor:
-    "An image array as the model sees it: float32 (C, S, S) in [0, 1], resized with PIL's bilinear filter, then prepared."
-    if size: image = np.clip(_resize(image, size, Image.BILINEAR), 0, 1)
+    "An image array as the model sees it, float32 (C, S, S) in [0, 1]: fitted to a square, resized (PIL's bilinear), prepared."
+    if size: image = np.clip(_resize(fit_square(image), size, Image.BILINEAR), 0, 1)
     image = normalize_intensity(image, intensity)
     return torch.from_numpy(np.ascontiguousarray(image if image.ndim == 3 else image[..., None])).permute(2, 0, 1).contiguous()
 
@@ -460,7 +519,8 @@ class AnomalyDataset(Dataset):
         img = read_image(s.path, self.channels)
         m = read_mask(s.mask_path, img.shape) if s.mask_path else np.zeros(img.shape[:2], bool)
         if self.image_size:
-            m = _resize(m.astype(np.float32), self.image_size, Image.NEAREST if self.mask_mode == 'nearest' else Image.BILINEAR) > 0.5
+            resample = Image.NEAREST if self.mask_mode == 'nearest' else Image.BILINEAR
+            m = _resize(fit_square(m.astype(np.float32)), self.image_size, resample) > 0.5
         x = model_input(img, self.image_size, self.intensity)
         return {'image': x, 'mask': torch.from_numpy(m[None].astype(np.float32)), 'label': int(s.label), 'path': s.path}
 
@@ -482,11 +542,8 @@ def slab_split(n: int, # number of slices, in z order
 
 # %% ../nbs/01_datasets.ipynb #e43cc69f
 def _square(a: np.ndarray, size: int, resample) -> np.ndarray:
-    "Pad an (H, W) array with zeros to a centred square, then resize it to (size, size)."
-    h, w = a.shape; s = max(h, w)
-    sq = np.zeros((s, s), np.float32)
-    sq[(s - h) // 2:(s - h) // 2 + h, (s - w) // 2:(s - w) // 2 + w] = a
-    return _resize(sq, size, resample)
+    "Pad an (H, W) array with zeros to a centred square (`fit_square`), then resize it to (size, size)."
+    return _resize(fit_square(np.asarray(a, np.float32)), size, resample)
 
 def _demo_slice(mri, i: int, size: int, keep_skull: bool) -> tuple[np.ndarray, np.ndarray]:
     "Slice `i` of the MRI at `size` (brain only unless `keep_skull`) and its brain mask."

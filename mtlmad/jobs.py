@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 from .core import MTLConfig, get_device
 from .checkpoint import checkpoint_path, load_run, run_data, run_folder, save_checkpoint, update_run_record
 from .datasets import (EvalSet, dataset_info, find_samples, load_images, load_split, make_demo_data, model_input,
-                             normal_samples, read_image, train_source)
+                             map_to_image, normal_samples, read_image, train_source)
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .score import Scorer, Prediction
@@ -81,7 +81,7 @@ def open_scorer(run, # run folder or its model.pt
     scoring = r.norm.get('_scoring', {'score_sigma': sigma})   # runs calibrated before mtlmad 0.2.1 scored maps smoothed by `sigma`
     s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), fusion=fusion, sigma=sigma, device=device,
                reference=r.norm.get('_reference'), k=int(r.norm.get('_reference', {}).get('k', 10)), fusion_tasks=r.cfg.fused,
-               score_sigma=float(scoring['score_sigma']))
+               score_sigma=float(scoring['score_sigma']), inputs=r.norm.get('_inputs'))   # no record (older runs): no input check
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 
@@ -140,11 +140,6 @@ def evaluate_run(run, # run folder from `train_run`
     metrics = task_metrics(es, res, scorer.sigma)
     write_report(es, res, metrics, out, norms=scorer.norms)
     return metrics
-
-# %% ../nbs/08b_jobs.ipynb #674d08ab
-def _resize_map(m: np.ndarray, hw: tuple) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(m, np.float32))[None, None]
-    return torch.nn.functional.interpolate(t, size=hw, mode='bilinear', align_corners=False)[0, 0].numpy()
 
 # %% ../nbs/08b_jobs.ipynb #361f5924
 def prediction_paths(file, # an image file given to `predict_files`
@@ -208,11 +203,12 @@ def predict_files(run, # run folder from `train_run`
     S, C = scorer.cfg.image_size, scorer.cfg.channels
     originals = [read_image(f, C) for f in files]  # clear errors name the file
     x = torch.stack([model_input(im, S, scorer.cfg.intensity) for im in originals])  # the same preparation as training and the explorer
+    scorer.check_inputs(x, [str(f) for f in files])
     res = scorer.score(x, batch_size, paths=[str(f) for f in files])
     preds = []
     for i, im in enumerate(originals):
         p = res[i]; hw = im.shape[:2]
-        p.amap, p.task_maps = _resize_map(p.amap, hw), {t: _resize_map(m, hw) for t, m in p.task_maps.items()}
+        p.amap, p.task_maps = map_to_image(p.amap, hw), {t: map_to_image(m, hw) for t, m in p.task_maps.items()}
         preds.append(p)
     if out is not None: _write_predictions(Path(out), files, originals, preds, kept)
     return preds

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_score.ipynb #f892d4e0
 from __future__ import annotations
-import math
+import math, os, warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .core import get_device, progress_bar
+from .datasets import input_record, tissue_stats, unlike_training
 from .ops import check_images, gaussian_blur, foreground
 from scipy import ndimage
 
@@ -230,10 +231,11 @@ class Scorer:
                  k: int = 10, # reference images that calibrate each test image (its k most similar)
                  foreground_only: bool = True, # score tissue only: maps outside the foreground are set to their minimum
                  fusion_tasks=None, # the tasks that make the fused score and map (default: all of `tasks`)
+                 inputs: dict | None = None, # the normal images' `mtlmad.datasets.input_record` (from `calibrate` or a checkpoint)
                 ):
         self.model, self.tasks, self.norms, self.fusion, self.sigma = model, tasks, norms or {}, fusion, sigma
         self.reference, self.k, self.foreground_only, self.score_sigma, self.floor = reference, k, foreground_only, score_sigma, floor
-        self.fusion_tasks = list(fusion_tasks or tasks)
+        self.fusion_tasks, self.inputs = list(fusion_tasks or tasks), inputs or {}
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
 
@@ -279,8 +281,26 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
         maps, _, _ = self.errors(reference_images, batch_size)
         self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images), floor=self.floor)
     maps, scores, _, fg = self._parts(normal_images, batch_size)
+    self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
     return self.norms
+
+# %% ../nbs/06_score.ipynb #fa7b8dd7
+@patch
+def check_inputs(self: Scorer, images: torch.Tensor, # (N,C,S,S) images as the model sees them
+                 names, # a name per image, or one name for all of them (a volume's slices: judged by their median figures)
+                ) -> list[str]:
+    "Warn, naming the input, where its tissue grey levels lie far outside the calibration images'; returns the warnings."
+    if not self.inputs: return []
+    st = tissue_stats(images)
+    if isinstance(names, (str, os.PathLike)):
+        st = st[np.isfinite(st).all(1)]
+        st, names = (np.median(st, 0, keepdims=True) if len(st) else st), [str(names)]
+    far = [(n, unlike_training(s, self.inputs)) for n, s in zip(names, st)]
+    msgs = [f'{n}: {w}: unlike the images this run was calibrated on, so its scores mean little here '
+            f'(another scanner, scale or intensity preparation?)' for n, w in far if w]
+    for m in msgs: warnings.warn(m, stacklevel=2)
+    return msgs
 
 # %% ../nbs/06_score.ipynb #12580ac7
 @patch
@@ -300,6 +320,7 @@ def norms_dict(self: Scorer) -> dict:
     d = {t: vars(n).copy() for t, n in self.norms.items()}
     if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
     d['_scoring'] = {'score_sigma': self.score_sigma}   # the norms fit image scores made this way
+    if self.inputs: d['_inputs'] = dict(self.inputs)   # the normal images' tissue grey levels (`check_inputs`)
     return d
 
 @patch(cls_method=True)

@@ -144,8 +144,9 @@ def _build(self: VolumeExplorer):
     self.slider = W.IntSlider(0, 0, self.n_slices - 1, description=f'{self.axis} slice', continuous_update=False, layout=lay('420px'),
                               style={'description_width': 'initial'})
     self.prev_button, self.next_button = W.Button(description='◀ previous', layout=lay('100px')), W.Button(description='next ▶', layout=lay('100px'))
-    self.task_toggles = {t: W.ToggleButton(value=True, description=t, tooltip=f'{t} enters the fused score and map', icon='check',
-                                           layout=lay('auto')) for t in self.tasks}
+    on = self.vs.fused_tasks   # the run's fused tasks start switched on: the scores `predict_volume` writes
+    self.task_toggles = {t: W.ToggleButton(value=t in on, description=t, tooltip=f'{t} enters the fused score and map',
+                                           icon='check' if t in on else '', layout=lay('auto')) for t in self.tasks}
     lo, hi = self._th_range
     self.threshold = W.FloatSlider(self._th0, min=lo, max=hi, step=(hi - lo) / 200, description='threshold', readout_format='.2f', layout=lay('320px'))
     self.alpha = W.FloatSlider(0.5, min=0.0, max=1.0, step=0.05, description='opacity', layout=lay('260px'))
@@ -172,7 +173,7 @@ def _refuse(self: VolumeExplorer):
     "Fused 3-D map and per-slice scores from the tasks that are on (no model run), cached per choice."
     key = tuple(self.selected_tasks)
     if key not in self._cache:
-        amap, s = (self.vs.amap, self.vs.slice_scores) if list(key) == self.tasks else self.vs.fused_volume(key)
+        amap, s = (self.vs.amap, self.vs.slice_scores) if list(key) == self.vs.fused_tasks else self.vs.fused_volume(key)
         self._cache[key] = (amap, s, curve_background(s, self.axis, None if self.truth is None else self.truth.any(tuple(i for i in range(3) if i != AXES[self.axis]))))
     self.amap, self.slice_scores, self._curve = self._cache[key]
 

@@ -184,7 +184,8 @@ def _on_upload(self: AnomalyExplorer, change):
     for f in files:
         try:
             self.add_image(bytes(f['content']), name=f['name'])
-            self.status.value = f'scored <b>{html.escape(f["name"])}</b> on {self.device}'
+            self.status.value = f'scored <b>{html.escape(f["name"])}</b> on {self.device}' + ''.join(
+                f'<br><span style="color:#d60">{html.escape(w)}</span>' for w in self.last_warnings)
         except ValueError as e: self.status.value = f'<span style="color:#b00">{html.escape(str(e))}</span>'
     with self._silent(): self.upload.value = ()
 
@@ -244,6 +245,8 @@ def add_image(self: AnomalyExplorer,
     "Score one more image, append it to the explorer and show it; returns its index."
     prep = getattr(getattr(self.scorer.model, 'cfg', None), 'intensity', 'none')   # the run's input preparation
     x = image_to_model(src, self.size, self.channels, name=name, intensity=prep)
+    name = name or (str(src) if isinstance(src, (str, Path)) else 'uploaded image')
+    self.last_warnings = self.scorer.check_inputs(x[None], [name])
     maps, scores, gates = self.scorer.raw(x[None], 1)
     self.n_model_runs += 1
     for t in self.tasks:
@@ -251,7 +254,7 @@ def add_image(self: AnomalyExplorer,
         self.task_scores[t] = np.concatenate([self.task_scores[t], scores[t]])
     for t in gates: self.gates[t] = np.concatenate([self.gates[t], gates[t]])
     self.images = np.concatenate([self.images, x.permute(1, 2, 0).numpy()[None]])
-    self.paths.append(name or (str(src) if isinstance(src, (str, Path)) else 'uploaded image'))
+    self.paths.append(name)
     self.has_mask = np.append(self.has_mask, False)
     if self.labels is not None: self.labels = np.append(self.labels, -1)
     if self.masks is not None: self.masks = np.concatenate([self.masks, np.zeros((1, *self.masks.shape[1:]), bool)])
