@@ -19,8 +19,9 @@ import torch
 
 from mtlmad.datasets import load_split
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
+from mtlmad.ops import gaussian_blur
 from mtlmad.score import (Scorer, TaskNorm, calibrated_errors, foreground_masks, fuse_maps, fuse_scores, image_thumbs,
-                          make_reference)
+                          make_reference, region_max)
 
 SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
             dict(floor=0.25), dict(floor=1.0), dict(ref_sigma=0), dict(ref_sigma=2),
@@ -40,19 +41,41 @@ def _default(fn, name):
 def validation_metrics(train, valid, e_train, e_valid, k=_default(Scorer, 'k'), erode=_default(calibrated_errors, 'erode'),
                        sigma=_default(Scorer, 'sigma'), floor=_default(make_reference, 'floor'),
                        ref_sigma=_default(calibrated_errors, 'ref_sigma'), score_sigma=_default(Scorer, 'score_sigma'),
-                       fusion='mean') -> dict:
-    "Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's), as `Scorer` computes them."
+                       fusion='mean', tasks=None, scales=(), top=0.0, add=False) -> dict:
+    """Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's), as `Scorer` computes them.
+    Settings the package does not have (yet): `tasks` (the fused tasks; default all), `scales` (more smoothings before each
+    task's image score, each z-scored as a task of its own and averaged into the fusion; with `add`, summed into the task's
+    own score instead, so one norm per task), `top` (a task's image score is the
+    mean of the top `top` fraction of its tissue pixels instead of their maximum)."""
     normal = valid.labels == 0
     ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images), floor=floor)
     z, score, fg = calibrated_errors(e_valid, valid.images, ref, k, score_sigma, erode, ref_sigma)
-    norms = {t: TaskNorm.from_errors(score[t][normal], z[t][normal][fg[normal]]) for t in z}
-    m = image_metrics(valid.labels, fuse_scores(score, norms, fusion, list(z), z, sigma))
-    m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, list(z), sigma)))
+    tasks = [t for t in z if tasks is None or t in tasks]
+    if top: score = {t: top_mean(gaussian_blur(z[t], score_sigma), fg, top) for t in tasks}
+    for s in scales:
+        for t in tasks:
+            v = top_mean(gaussian_blur(z[t], s), fg, top) if top else region_max(gaussian_blur(z[t], s), fg)
+            if add: score[t] = score[t] + v
+            else: score[f'{t}@{s}'] = v
+    parts = [t for t in score if t.split('@')[0] in tasks]
+    norms = {t: TaskNorm.from_errors(score[t][normal], z[t.split('@')[0]][normal][fg[normal]]) for t in parts}
+    zz = {t: z[t.split('@')[0]] for t in parts}
+    m = image_metrics(valid.labels, fuse_scores(score, norms, fusion, parts, zz, sigma))
+    m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, tasks, sigma)))
     return as_percent(m)
 
 
+def top_mean(maps: np.ndarray, fg: np.ndarray, q: float) -> np.ndarray:
+    "The mean of each map's top `q` fraction of tissue pixels: (N,)."
+    out = []
+    for m, f in zip(maps, fg):
+        v = np.sort(m[f])[::-1]
+        out.append(v[:max(1, int(round(q * len(v))))].mean())
+    return np.asarray(out)
+
+
 DEFAULTS = ', '.join(f'{k}={v.default}' for k, v in inspect.signature(validation_metrics).parameters.items() if v.default is not v.empty
-                     and k != 'fusion')
+                     and k not in ('fusion', 'tasks', 'scales', 'top', 'add'))
 
 
 def errors(sc, images, flip=False) -> dict:

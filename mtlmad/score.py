@@ -21,7 +21,8 @@ from scipy import ndimage
 
 # %% auto #0
 __all__ = ['task_errors', 'TaskNorm', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside', 'region_max',
-           'image_thumbs', 'make_reference', 'local_z', 'calibrated_errors', 'Prediction', 'ScoreResult', 'Scorer']
+           'image_scores', 'image_thumbs', 'make_reference', 'local_z', 'calibrated_errors', 'Prediction',
+           'ScoreResult', 'Scorer']
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
@@ -122,6 +123,14 @@ def region_max(maps: np.ndarray, fg: np.ndarray) -> np.ndarray:
     "The largest value of each map inside its foreground: (N,)."
     return np.where(fg, maps, -np.inf).reshape(len(maps), -1).max(1)
 
+def image_scores(maps: np.ndarray, # (N,H,W) calibrated maps
+                 fg: np.ndarray, # (N,H,W) bool: the pixels that count
+                 score_sigma: float | Sequence[float] = 0.5, # smoothing before the maximum; several: their maxima add up
+                ) -> np.ndarray:
+    "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given."
+    sigmas = score_sigma if isinstance(score_sigma, (list, tuple)) else [score_sigma]
+    return np.sum([region_max(gaussian_blur(maps, s), fg) for s in sigmas], axis=0)
+
 # %% ../nbs/06_score.ipynb #c3d9f1b4
 def image_thumbs(images: torch.Tensor, size: int = 16) -> np.ndarray:
     "Small grey thumbnails (N, size*size): what 'similar images' means for the per-location calibration."
@@ -163,7 +172,7 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       images: torch.Tensor, # (N,C,S,S) the images
                       reference: dict | None = None, # from `make_reference`; None: no per-location calibration
                       k: int = 10, # similar reference images per image
-                      score_sigma: float = 0.5, # smoothing of each map before its maximum is taken as the task's image score
+                      score_sigma: float | Sequence[float] = 0.5, # smoothing(s) of each map before its maximum: see `image_scores`
                       erode: int = 3, # see `foreground_masks`
                       ref_sigma: float = 1.0, # see `local_z`
                       foreground_only: bool = True, # False: every pixel counts
@@ -172,7 +181,7 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
     if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-    return maps, {t: region_max(gaussian_blur(m, score_sigma), fg) for t, m in maps.items()}, fg
+    return maps, {t: image_scores(m, fg, score_sigma) for t, m in maps.items()}, fg
 
 # %% ../nbs/06_score.ipynb #16963440
 @dataclass
@@ -224,7 +233,7 @@ class Scorer:
                  norms: dict | None = None, # task -> TaskNorm (from `calibrate` or a checkpoint)
                  fusion: str = 'mean', # 'mean' of the tasks' z-scores, 'rank', or 'max' of the fused map
                  sigma: float = 2.0, # smoothing of the maps (pixels at model resolution)
-                 score_sigma: float = 0.5, # smoothing of each task's map before its maximum is the task's image score
+                 score_sigma: float | Sequence[float] = 0.5, # smoothing(s) of each task's map before its maximum (`image_scores`)
                  floor: float = 0.5, # floor of the per-location spread, set at `calibrate` (see `make_reference`)
                  device='auto',
                  reference: dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
@@ -319,7 +328,8 @@ def norms_dict(self: Scorer) -> dict:
     "The calibration as plain values and tensors, for a checkpoint."
     d = {t: vars(n).copy() for t, n in self.norms.items()}
     if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
-    d['_scoring'] = {'score_sigma': self.score_sigma}   # the norms fit image scores made this way
+    ss = self.score_sigma
+    d['_scoring'] = {'score_sigma': list(ss) if isinstance(ss, (list, tuple)) else ss}   # the norms fit image scores made this way
     if self.inputs: d['_inputs'] = dict(self.inputs)   # the normal images' tissue grey levels (`check_inputs`)
     return d
 
