@@ -61,10 +61,13 @@ docs: setup  ## build the HTML site from the executed notebooks into _docs/
 wheel: setup  ## build the sdist and wheel, then try the wheel in a brand-new venv outside the repository
 	$(PY) tools/smoke_wheel.py
 
+pretrained: setup  ## rebuild the run shipped in mtlmad/pretrained/demo: train the demo schedule (CPU, one thread, fixed seed), measure it, write its model card
+	OMP_NUM_THREADS=1 $(PY) -c "from mtlmad.zoo import build_pretrained; build_pretrained()"
+
 export: setup  ## export notebooks to the package and rebuild README.md (no checks)
 	$(BIN)/nbdev_clean && $(BIN)/nbdev_export && $(PY) tools/make_readme.py
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf build dist *.egg-info _proc _docs $(DEMO_DIR)
 
-.PHONY: help setup demo sync nbtest pytest test execute docs wheel export clean
+.PHONY: help setup demo sync nbtest pytest test execute docs wheel pretrained export clean

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_checkpoint.ipynb #f017f5bd
 from __future__ import annotations
-import json, os, pickle, zipfile
+import json, os, pickle, zipfile, zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +18,9 @@ from .tasks import make_tasks
 from .viz import plot_history
 
 # %% auto #0
-__all__ = ['RUN_FILES', 'CHECKPOINT_FORMAT', 'run_folder', 'checkpoint_path', 'read_run_record', 'update_run_record', 'run_data',
-           'save_checkpoint', 'Run', 'read_checkpoint', 'load_run', 'config_diff', 'write_run_files']
+__all__ = ['RUN_FILES', 'PRETRAINED_DIR', 'CHECKPOINT_FORMAT', 'run_folder', 'checkpoint_path', 'pretrained_runs', 'resolve_run',
+           'read_run_record', 'update_run_record', 'run_data', 'save_checkpoint', 'pack_reference', 'unpack_reference',
+           'Run', 'read_checkpoint', 'load_run', 'config_diff', 'write_run_files']
 
 # %% ../nbs/05a_checkpoint.ipynb #fccc5786
 RUN_FILES = {'checkpoint': 'model.pt', 'config': 'config.json', 'history': 'history.json', 'loss': 'loss.png', 'record': 'run.json'}
@@ -35,6 +36,26 @@ def checkpoint_path(run: str | Path # a run folder or its checkpoint (a file, or
     "The checkpoint file of a run."
     p = Path(run)
     return p if p.suffix == '.pt' or p.is_file() else p / RUN_FILES['checkpoint']
+
+# %% ../nbs/05a_checkpoint.ipynb #2eaceda5
+PRETRAINED_DIR = Path(mtlmad.__file__).parent / 'pretrained'   # one folder per shipped run, named by its folder
+
+def pretrained_runs() -> dict:
+    "The runs shipped inside mtlmad: name -> folder (each folder of `PRETRAINED_DIR` that holds a checkpoint)."
+    if not PRETRAINED_DIR.is_dir(): return {}
+    return {p.name: p for p in sorted(PRETRAINED_DIR.iterdir()) if (p / RUN_FILES['checkpoint']).is_file()}
+
+# %% ../nbs/05a_checkpoint.ipynb #2a59e261
+def resolve_run(run: str | Path # a run folder, its checkpoint, or the name of a shipped run ('demo')
+               ) -> Path:
+    "The run a path or name means: an existing local path first, else the shipped run of that name, else the path."
+    p, shipped = Path(run), pretrained_runs().get(str(run))
+    if shipped is None or len(p.parts) != 1: return p
+    if not p.exists(): return shipped
+    if checkpoint_path(p).is_file(): return p    # a local run of that name wins
+    raise FileNotFoundError(f'{p.resolve()}: a local folder without {RUN_FILES["checkpoint"]}; it hides the run '
+                            f'{str(run)!r} shipped with mtlmad (a local path wins); for the shipped run give its full '
+                            f'path: {shipped}')
 
 # %% ../nbs/05a_checkpoint.ipynb #799d260f
 def read_run_record(run: str | Path # a run folder or its checkpoint
@@ -60,7 +81,7 @@ def update_run_record(run: str | Path, # a run folder or its checkpoint
 def run_data(run: str | Path # a run folder or its checkpoint
             ) -> Path | None:
     "The data folder the run was trained on, when it recorded one."
-    d = read_run_record(run).get('data')
+    d = read_run_record(resolve_run(run)).get('data')
     return Path(d) if d else None
 
 # %% ../nbs/05a_checkpoint.ipynb #7cf365dd
@@ -91,6 +112,30 @@ def save_checkpoint(path: str | Path, # the file to write (its folder is created
         if tmp.exists(): tmp.unlink()
     return path
 
+# %% ../nbs/05a_checkpoint.ipynb #c845a4d9
+def pack_reference(ref: dict # a per-location reference (`mtlmad.score.make_reference`), maps (N,s,s)
+                  ) -> dict:
+    "The reference with each map as 8-bit codes between its own min and max, deflated (`unpack_reference` undoes it)."
+    packed = {}
+    for t, m in ref['maps'].items():
+        m = m.float(); lo, hi = m.amin((1, 2)), m.amax((1, 2))
+        codes = ((m - lo[:, None, None]) / (hi - lo).clamp(min=1e-12)[:, None, None] * 255).round().to(torch.uint8)
+        deflated = torch.frombuffer(bytearray(zlib.compress(codes.numpy().tobytes(), 9)), dtype=torch.uint8)
+        packed[t] = {'codes': deflated, 'shape': list(codes.shape), 'lo': lo, 'hi': hi}
+    return {**{k: v for k, v in ref.items() if k != 'maps'}, 'packed_maps': packed}
+
+# %% ../nbs/05a_checkpoint.ipynb #cba9c69d
+def unpack_reference(ref: dict | None # a reference, packed by `pack_reference` or not
+                    ) -> dict | None:
+    "The reference with float16 maps, as `make_reference` makes it (one that is not packed comes back as it is)."
+    if not isinstance(ref, dict) or 'packed_maps' not in ref: return ref
+    maps = {}
+    for t, p in ref['packed_maps'].items():
+        raw = bytearray(zlib.decompress(p['codes'].numpy().tobytes()))
+        codes = torch.frombuffer(raw, dtype=torch.uint8).reshape(p['shape'])
+        maps[t] = (codes.float() / 255 * (p['hi'] - p['lo'])[:, None, None] + p['lo'][:, None, None]).half()
+    return {**{k: v for k, v in ref.items() if k != 'packed_maps'}, 'maps': maps}
+
 # %% ../nbs/05a_checkpoint.ipynb #0c91ad9f
 @dataclass
 class Run:
@@ -103,10 +148,10 @@ class Run:
 
 def _minor(v: str) -> tuple: return tuple(str(v).split('.')[:2])
 
-def read_checkpoint(path: str | Path # a run folder or its model.pt
+def read_checkpoint(path: str | Path # a run folder, its model.pt or a shipped run's name
                    ) -> dict:
-    "The checkpoint dict, checked: format and mtlmad version."
-    path = checkpoint_path(path)
+    "The checkpoint dict, checked (format, mtlmad version), its calibration expanded (`unpack_reference`)."
+    path = checkpoint_path(resolve_run(path))
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such checkpoint')
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
@@ -121,17 +166,21 @@ def read_checkpoint(path: str | Path # a run folder or its model.pt
         raise ValueError(f'{path}: not an mtlmad checkpoint (format is {ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__!r}, expected {CHECKPOINT_FORMAT!r})')
     v = str(ckpt.get('mtlmad_version'))
     if _minor(v) != _minor(mtlmad.__version__):
+        shipped = PRETRAINED_DIR in path.resolve().parents
+        fix = ' (a run shipped with mtlmad: rebuild it with `make pretrained`)' if shipped else ''
         raise ValueError(f'{path}: written by mtlmad {v}, this is mtlmad {mtlmad.__version__}; checkpoints load only '
-                         f'within the same major.minor version ({".".join(_minor(mtlmad.__version__))}.x)')
+                         f'within the same major.minor version ({".".join(_minor(mtlmad.__version__))}.x){fix}')
+    if isinstance(ckpt.get('norm'), dict) and '_reference' in ckpt['norm']:   # a compact calibration, expanded
+        ckpt['norm']['_reference'] = unpack_reference(ckpt['norm']['_reference'])
     return ckpt
 
 # %% ../nbs/05a_checkpoint.ipynb #471f2682
-def load_run(path: str | Path, # a run folder or its model.pt
+def load_run(path: str | Path, # a run folder, its model.pt or a shipped run's name ('demo')
              device: str = 'auto', # where to put the model
              tasks: dict | None = None, # fresh task objects to restore into (default: `make_task` for each)
             ) -> Run:
     "Load a trained run: model on `device` in eval mode, tasks with their fitted state, config and norm."
-    path = Path(path); ckpt = read_checkpoint(path)
+    path = resolve_run(path); ckpt = read_checkpoint(path)
     try: cfg = MTLConfig.from_dict(ckpt['config'], source=f'{path} config')
     except (TypeError, ValueError, KeyError) as e: raise ValueError(f'{path}: bad config in checkpoint: {e}') from e
     tasks = make_tasks(cfg, tasks)

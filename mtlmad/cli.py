@@ -10,10 +10,12 @@ from pathlib import Path
 import mtlmad
 
 # %% auto #0
-__all__ = ['DEVICE_HELP', 'make_parser', 'main', 'torch_dist']
+__all__ = ['DEVICE_HELP', 'RUN_HELP', 'make_parser', 'main', 'torch_dist']
 
 # %% ../nbs/10_cli.ipynb #a8384c75
 DEVICE_HELP = 'auto, cpu, cuda, cuda:N or mps (default: auto: a CUDA GPU, then MPS, then the CPU)'
+RUN_HELP = ("run folder (or model.pt) from `mtlmad train`, or demo: the run shipped with mtlmad, trained on the demo data "
+            "(a local file or folder called demo wins)")
 
 def _add_train_options(p):
     p.add_argument('--config', type=Path, help='MTLConfig JSON file; the options below override it')
@@ -82,15 +84,15 @@ def make_parser() -> argparse.ArgumentParser:
     _add_train_options(s)
 
     s = sub.add_parser('evaluate', help="score a dataset's test split with a trained run and write a report")
-    s.add_argument('--run', type=Path, required=True, help='run folder (or model.pt) from `mtlmad train`')
-    s.add_argument('--data', type=Path, help='dataset folder (default: the data the run was trained on)')
+    s.add_argument('--run', type=Path, required=True, help=RUN_HELP)
+    s.add_argument('--data', type=Path, help='dataset folder (default: the data the run was trained on; demo: the demo data, built afresh)')
     s.add_argument('--out', type=Path, required=True, help='report folder to write')
     s.add_argument('--fusion', choices=['mean', 'rank', 'max'], default='mean',
                    help="image score: mean of the tasks' z-scores (default), their mean rank, or the max of the fused map")
     s.add_argument('--device', default='auto', help=DEVICE_HELP)
 
     s = sub.add_parser('predict', help='anomaly scores and maps for image files and volumes')
-    s.add_argument('--run', type=Path, required=True, help='run folder (or model.pt) from `mtlmad train`')
+    s.add_argument('--run', type=Path, required=True, help=RUN_HELP)
     s.add_argument('images', type=Path, nargs='+', help='image files (png, jpeg, ...), NIfTI volumes (.nii, .nii.gz) or DICOM series folders')
     s.add_argument('--out', type=Path, default=Path('predictions'),
                    help='folder for the maps and scores.json (default: predictions); a second call adds to it')

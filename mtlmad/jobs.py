@@ -4,7 +4,7 @@
 
 # %% ../nbs/08b_jobs.ipynb #66958b12
 from __future__ import annotations
-import json, os, time
+import json, os, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,8 @@ import torch
 import matplotlib.pyplot as plt
 
 from .core import MTLConfig, get_device
-from .checkpoint import checkpoint_path, load_run, run_data, run_folder, save_checkpoint, update_run_record
+from .checkpoint import (checkpoint_path, load_run, read_run_record, resolve_run, run_data, run_folder, save_checkpoint,
+                               update_run_record)
 from .datasets import (EvalSet, dataset_info, find_samples, load_images, load_split, make_demo_data, model_input,
                              map_to_image, normal_samples, read_image, train_source)
 from .metrics import image_metrics, pixel_metrics, as_percent
@@ -23,7 +24,7 @@ from .viz import case_grid, overlay, plot_roc
 
 # %% auto #0
 __all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'reference_subset', 'train_run', 'open_scorer', 'task_metrics', 'write_report',
-           'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
+           'load_run_split', 'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
 
 # %% ../nbs/08b_jobs.ipynb #1a076edf
 def _calibration_split(data, cfg: MTLConfig, train: list) -> tuple[list, torch.Tensor, str]:
@@ -73,7 +74,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
-def open_scorer(run, # run folder or its model.pt
+def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo', see `mtlmad.checkpoint.resolve_run`)
                 device='auto', fusion: str = 'mean', sigma: float = 2.0) -> Scorer:
     "A calibrated `Scorer` from a saved run."
     r = load_run(run, device=device)
@@ -125,17 +126,29 @@ def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad eval
                                     '\n\n![ROC](roc.png)\n\n![cases](cases.png)\n')
     return out
 
+# %% ../nbs/08b_jobs.ipynb #a7a06202
+def load_run_split(run, # a run folder, its model.pt or a shipped run's name
+                   cfg: MTLConfig, # the run's config: image size, channels, input preparation
+                   data=None, # dataset folder; default: the run's own data
+                   split: str = 'test') -> EvalSet:
+    "A split of `data`, else of the folder the run was trained on, else of the demo data it records, built afresh."
+    data = data or run_data(run)
+    load = lambda d: load_split(d, split, cfg.image_size, cfg.channels, intensity=cfg.intensity)
+    if data is not None: return load(data)
+    recipe = read_run_record(resolve_run(run)).get('demo_data')
+    if recipe is None: raise ValueError(f'{run}: no --data given and the run does not record its data folder')
+    with tempfile.TemporaryDirectory() as tmp: return load(make_demo_data(Path(tmp) / 'data', **recipe))
+
 # %% ../nbs/08b_jobs.ipynb #efefe548
-def evaluate_run(run, # run folder from `train_run`
+def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('demo')
                  out='reports/mtlmad', # report folder
-                 data=None, # dataset folder; default: the one the run was trained on
+                 data=None, # dataset folder; default: the one the run was trained on (see `load_run_split`)
                  fusion: str = 'mean', device='auto', split: str = 'test', progress: bool = True) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
     scorer = open_scorer(run, device, fusion)
-    data = data or run_data(run)
-    if data is None: raise ValueError(f'{run}: no --data given and the run does not record its data folder')
-    es = load_split(data, split, scorer.cfg.image_size, scorer.cfg.channels, intensity=scorer.cfg.intensity)
-    if len(set(es.labels.tolist())) < 2: raise ValueError(f'{data}: the {split} split needs normal and anomalous images to be evaluated')
+    es = load_run_split(run, scorer.cfg, data, split)
+    if len(set(es.labels.tolist())) < 2:
+        raise ValueError(f'{data or run}: the {split} split needs normal and anomalous images to be evaluated')
     res = scorer.score(es.images, paths=es.paths, progress=progress)
     metrics = task_metrics(es, res, scorer.sigma)
     write_report(es, res, metrics, out, norms=scorer.norms)

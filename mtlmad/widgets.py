@@ -266,17 +266,16 @@ def add_image(self: AnomalyExplorer,
 # %% ../nbs/09_widgets.ipynb #fb647579
 @patch(cls_method=True)
 def from_run(cls: AnomalyExplorer,
-             run_dir, # a training run folder (holding model.pt)
-             data_dir, # a dataset folder (BMAD or MVTec layout)
+             run_dir, # a training run folder (holding model.pt), or a shipped run's name ('demo')
+             data_dir=None, # a dataset folder (BMAD or MVTec); default: the run's own (`mtlmad.jobs.load_run_split`)
              split: str = 'test', # which split to browse
              device='auto', # where the model runs: 'auto' picks the GPU when there is one
              **kwargs, # passed to `AnomalyExplorer` (batch_size, zoom)
             ) -> AnomalyExplorer:
-    "An explorer of a split of `data_dir` scored by the trained run in `run_dir`."
-    from mtlmad.datasets import load_split
-    from mtlmad.jobs import open_scorer
+    "An explorer of a split of `data_dir` (default: the run's own data) scored by the trained run in `run_dir`."
+    from mtlmad.jobs import load_run_split, open_scorer
     scorer = open_scorer(run_dir, device=device)
     cfg = getattr(scorer, 'cfg', None) or getattr(scorer.model, 'cfg', None)
     if cfg is None: raise ValueError(f'{run_dir}: the scorer carries no config (image size, channels)')
-    es = load_split(data_dir, split=split, image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity)
+    es = load_run_split(run_dir, cfg, data_dir, split)
     return cls(scorer, es.images, es.masks, es.labels, es.paths, **kwargs)

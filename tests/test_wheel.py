@@ -102,4 +102,9 @@ def test_light_import_and_public_api(user):
     assert str(user[0]) in json.loads(out.strip().splitlines()[-1])['file']
 
 @pytest.mark.wheel
+def test_shipped_run(user):
+    rec = json.loads(_step(user, 'open the shipped run').strip().splitlines()[-1])
+    assert rec['run_dir'].startswith(str(user[0])) and rec['run_dir'].endswith('pretrained/demo')
+
+@pytest.mark.wheel
 def test_demo_quick(user): _step(user, 'mtlmad demo --quick')

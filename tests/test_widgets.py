@@ -250,14 +250,14 @@ def test_from_run_uses_the_jobs_and_datasets(monkeypatch):
     sc = make_scorer(S)
     sc.model.cfg = types.SimpleNamespace(image_size=S, channels=1, intensity='none')
     seen = {}
-    def load_split(data_dir, split='test', image_size=128, channels=1, intensity='none'):
-        seen.update(data_dir=data_dir, split=split, image_size=image_size, channels=channels, intensity=intensity)
+    def load_run_split(run, cfg, data=None, split='test'):
+        seen.update(split_of=run, data_dir=data, split=split, image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity)
         return types.SimpleNamespace(images=images, masks=masks, labels=labels, paths=[f'{i}.png' for i in range(4)])
     def open_scorer(run_dir, device='auto'):
         seen.update(run_dir=run_dir, device=device)
         return sc
-    monkeypatch.setitem(sys.modules, 'mtlmad.jobs', types.SimpleNamespace(open_scorer=open_scorer))
-    monkeypatch.setattr('mtlmad.datasets.load_split', load_split)
+    monkeypatch.setitem(sys.modules, 'mtlmad.jobs', types.SimpleNamespace(open_scorer=open_scorer, load_run_split=load_run_split))
     e = AnomalyExplorer.from_run('runs/a', 'data/b', split='valid', device='cpu', zoom=1)
-    assert seen == dict(data_dir='data/b', split='valid', image_size=S, channels=1, intensity='none', run_dir='runs/a', device='cpu')
+    assert seen == dict(split_of='runs/a', data_dir='data/b', split='valid', image_size=S, channels=1, intensity='none',
+                        run_dir='runs/a', device='cpu')
     assert len(e) == 4 and e.paths[0] == '0.png' and e.zoom == 1

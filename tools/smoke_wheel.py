@@ -5,7 +5,8 @@
 Builds the sdist and, from it, the wheel (`python -m build`); checks what they hold; makes a fresh venv
 (no system site-packages), installs the pinned CPU torch first and then the wheel with plain pip; and, with the
 working folder outside the repository as cwd, runs `mtlmad --version`, `mtlmad make-data`, the public API,
-the import-weight check and `mtlmad demo --quick`. Prints each step's time; exits 1 if any step fails.
+the import-weight check, the shipped run (`open_scorer('demo')`) and `mtlmad demo --quick`. Prints each step's time;
+exits 1 if any step fails.
 tests/test_wheel.py runs the same functions under pytest (marker `wheel`)."""
 from __future__ import annotations
 import argparse, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time, zipfile
@@ -14,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_PIN = os.environ.get('TORCH_PIN', 'torch==2.13.0')  # the CPU build on local disk; CUDA users pick their own
-DATA = ('mtlmad/data/brain_mri.npz', 'mtlmad/data/README.md', 'mtlmad/data/LICENSE-colin27.txt')
+DATA = ('mtlmad/data/brain_mri.npz', 'mtlmad/data/README.md', 'mtlmad/data/LICENSE-colin27.txt',
+        *(f'mtlmad/pretrained/demo/{f}' for f in ('model.pt', 'config.json', 'run.json', 'figures.json', 'MODEL_CARD.md')))
 REPO_ONLY = ('nbs/', 'tests/', 'tools/', 'bench/', '.ci/')  # never in the wheel or the sdist
 
 # `import mtlmad` (and the non-drawing modules) must stay light: no widgets, no pyplot, no GUI backend.
@@ -54,6 +56,20 @@ for n, t in tasks.items():
     assert err.shape == (4, 1, 32, 32) and t.score(err).shape == (4,), n
     out[n] = round(loss.item(), 4)
 print(json.dumps(dict(file=mtlmad.__file__, slices=list(mri.slices.shape), losses=out)))
+'''
+# Run inside the fresh venv: the run shipped in the wheel opens by its name and scores a slice of the embedded MRI.
+SHIPPED_CHECK = r'''
+import json, math, time
+from PIL import Image
+from mtlmad.datasets import load_brain_mri
+t = time.perf_counter()
+from mtlmad.jobs import open_scorer, predict_files
+scorer = open_scorer('demo', device='cpu')
+opened = time.perf_counter() - t
+Image.fromarray((load_brain_mri().slices[60] * 255).astype('uint8')).save('slice.png')
+p = predict_files('demo', ['slice.png'], device='cpu')[0]
+assert math.isfinite(p.score), p.score
+print(json.dumps(dict(run_dir=str(scorer.run_dir), open_seconds=round(opened, 2), score=round(p.score, 3))))
 '''
 
 
@@ -157,6 +173,9 @@ def use_steps(venv: Path, cwd: Path, version: str) -> list[tuple[str, list, call
     def check_api(out):
         if "'after_import_mtlmad': []" not in out: return 'import mtlmad pulled in widgets or pyplot'
         return None if f'{venv}' in out and '"losses"' in out else 'mtlmad not imported from the venv'
+    def check_shipped(out):
+        rec = json.loads(out.strip().splitlines()[-1])
+        return None if rec['run_dir'].startswith(str(venv)) else f"the shipped run opened from {rec['run_dir']}, not from the venv"
     def check_demo(out):
         d = cwd / 'demo_out'
         if not any(d.rglob('model.pt')): return f'no model.pt under {d}'
@@ -166,6 +185,7 @@ def use_steps(venv: Path, cwd: Path, version: str) -> list[tuple[str, list, call
     return [('mtlmad --version', [venv / 'bin' / 'mtlmad', '--version'], check_version),
             ('mtlmad make-data demo_data', [venv / 'bin' / 'mtlmad', 'make-data', 'demo_data'], check_data),
             ('light import, public API', [py, '-c', LIGHT_CHECK + API_CHECK], check_api),
+            ('open the shipped run', [py, '-c', SHIPPED_CHECK], check_shipped),
             ('mtlmad demo --quick', [venv / 'bin' / 'mtlmad', 'demo', '--quick', '--out', 'demo_out'], check_demo)]
 
 

@@ -1,0 +1,87 @@
+"""The run shipped with mtlmad (`mtlmad/pretrained/demo`, rebuilt by `make pretrained`): it still gives its card's
+figures, its card quotes its figures.json, it stays small, `demo` names it at every door, and a checkpoint from another
+version (or architecture) is refused clearly."""
+import contextlib, io, json, shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import mtlmad
+from mtlmad import checkpoint
+from mtlmad.checkpoint import PRETRAINED_DIR, load_run, pretrained_runs, resolve_run
+from mtlmad.cli import main
+from mtlmad.zoo import FIGURE_TOLERANCE, FIGURES, model_card, run_figures
+
+SHIPPED = PRETRAINED_DIR / 'demo'
+REBUILD = 'the shipped run no longer matches its card: rebuild it with `make pretrained`'
+
+
+@pytest.fixture(scope='module')
+def card_figures():
+    return json.loads((SHIPPED / 'figures.json').read_text())
+
+
+def test_shipped_files_and_size():
+    assert pretrained_runs() == {'demo': SHIPPED}
+    assert sorted(p.name for p in SHIPPED.iterdir()) == ['MODEL_CARD.md', 'config.json', 'figures.json', 'model.pt', 'run.json']
+    assert (SHIPPED / 'model.pt').stat().st_size < 1.5e6   # packed calibration, float16 weights: about 1 MB
+
+
+def test_reproduces_card_figures(card_figures):
+    figs, scores = run_figures('demo')
+    assert (figs['images'], figs['anomalous']) == (card_figures['images'], card_figures['anomalous'])
+    for name, now, card in [('fused', figs['fused'], card_figures['fused'])] + [(t, figs['tasks'][t], m) for t, m in card_figures['tasks'].items()]:
+        for k in FIGURES:
+            assert abs(now[k] - card[k]) <= FIGURE_TOLERANCE, f'{name} {k}: {now[k]:.2f} now, {card[k]:.2f} on the card; {REBUILD}'
+
+
+def test_card_quotes_figures(card_figures):
+    assert (SHIPPED / 'MODEL_CARD.md').read_text() == model_card(card_figures), 'MODEL_CARD.md is not the card of figures.json; ' + REBUILD
+    assert card_figures['mtlmad_version'].split('.')[:2] == mtlmad.__version__.split('.')[:2], REBUILD
+    assert card_figures['config'] == load_run('demo').cfg.to_dict()
+
+
+@pytest.fixture
+def shipped_copy(tmp_path, monkeypatch):
+    "A copy of the shipped run in a stand-in package folder: what a stale shipped run would look like."
+    monkeypatch.setattr(checkpoint, 'PRETRAINED_DIR', tmp_path / 'pretrained')
+    shutil.copytree(SHIPPED, tmp_path / 'pretrained' / 'demo')
+    return tmp_path / 'pretrained' / 'demo'
+
+
+def test_other_version_refused(shipped_copy):
+    ck = torch.load(shipped_copy / 'model.pt', weights_only=True)
+    major, minor = mtlmad.__version__.split('.')[:2]
+    other = f'{major}.{int(minor) + 1}.0'
+    torch.save({**ck, 'mtlmad_version': other}, shipped_copy / 'model.pt')
+    with pytest.raises(ValueError, match=rf'written by mtlmad {other}, this is mtlmad .*rebuild it with `make pretrained`'): load_run('demo')
+
+
+def test_other_architecture_refused(shipped_copy):
+    ck = torch.load(shipped_copy / 'model.pt', weights_only=True)
+    torch.save({**ck, 'config': {**ck['config'], 'width': ck['config']['width'] * 2}}, shipped_copy / 'model.pt')
+    with pytest.raises(ValueError, match='the weights do not match the config'): load_run('demo')
+
+
+def _cli(*args):
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out): rc = main(list(args))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_cli_evaluate_demo(tmp_path, monkeypatch, card_figures):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu')
+    assert rc == 0, err
+    fused = json.loads((tmp_path / 'report' / 'metrics.json').read_text())['fused']
+    assert all(abs(fused[k] - card_figures['fused'][k]) <= FIGURE_TOLERANCE for k in FIGURES), (fused, card_figures['fused'])
+
+
+def test_local_demo_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'demo').mkdir()   # not a run: it hides the shipped one, and the error says how to reach it
+    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu')
+    assert rc == 2 and 'it hides the run' in err and str(SHIPPED) in err, err
+    shutil.copy(SHIPPED / 'model.pt', tmp_path / 'demo' / 'model.pt')   # a local run called demo wins
+    assert resolve_run('demo') == Path('demo') and load_run('demo', device='cpu').path == Path('demo')
