@@ -11,6 +11,8 @@ import mtlmad
 from mtlmad import checkpoint
 from mtlmad.checkpoint import PRETRAINED_DIR, load_run, pretrained_runs, resolve_run
 from mtlmad.cli import main
+from mtlmad.core import MTLConfig
+from mtlmad.jobs import DEMO_CONFIG
 from mtlmad.zoo import FIGURE_TOLERANCE, FIGURES, model_card, run_figures
 
 SHIPPED = PRETRAINED_DIR / 'demo'
@@ -40,6 +42,11 @@ def test_card_quotes_figures(card_figures):
     assert (SHIPPED / 'MODEL_CARD.md').read_text() == model_card(card_figures), 'MODEL_CARD.md is not the card of figures.json; ' + REBUILD
     assert card_figures['mtlmad_version'].split('.')[:2] == mtlmad.__version__.split('.')[:2], REBUILD
     assert card_figures['config'] == load_run('demo').cfg.to_dict()
+
+
+def test_trained_with_todays_demo_schedule(card_figures):
+    "The shipped run is the demo schedule of this mtlmad: a change of the defaults (tasks, steps, ...) calls for a rebuild."
+    assert card_figures['config'] == MTLConfig(**DEMO_CONFIG).to_dict(), 'the demo schedule changed since; ' + REBUILD.split(': ')[1]
 
 
 @pytest.fixture
