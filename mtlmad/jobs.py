@@ -80,9 +80,10 @@ def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo',
     r = load_run(run, device=device)
     if not r.norm: raise ValueError(f'{r.path}: the run was never calibrated on normal images (train it with `train_run`)')
     scoring = r.norm.get('_scoring', {'score_sigma': sigma})   # runs calibrated before mtlmad 0.2.1 scored maps smoothed by `sigma`
+    ss = scoring['score_sigma']; ss = tuple(map(float, ss)) if isinstance(ss, (list, tuple)) else float(ss)   # one smoothing or several
     s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), fusion=fusion, sigma=sigma, device=device,
                reference=r.norm.get('_reference'), k=int(r.norm.get('_reference', {}).get('k', 10)), fusion_tasks=r.cfg.fused,
-               score_sigma=float(scoring['score_sigma']), inputs=r.norm.get('_inputs'))   # no record (older runs): no input check
+               score_sigma=ss, inputs=r.norm.get('_inputs'))   # no record (older runs): no input check
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 

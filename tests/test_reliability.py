@@ -322,3 +322,8 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     save_checkpoint(tmp_path / 'model.pt', res.model, res.tasks, TINY, norm=old)
     assert open_scorer(tmp_path, device='cpu').score_sigma == 2.0
     assert open_scorer(tmp_path, device='cpu', sigma=3.0).score_sigma == 3.0
+    multi = Scorer(res.model, res.tasks, device='cpu', score_sigma=(0.5, 4.0)); multi.calibrate(IMGS)   # several smoothings
+    save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
+    back = open_scorer(tmp_path / 'multi', device='cpu')
+    assert back.score_sigma == (0.5, 4.0)
+    np.testing.assert_allclose(back.score(IMGS).scores, multi.score(IMGS).scores, rtol=1e-5, atol=1e-5)
