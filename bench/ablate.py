@@ -29,7 +29,7 @@ from mtlmad.datasets import make_demo_data, slab_split
 from mtlmad.datasets import load_split
 from mtlmad.jobs import task_metrics
 from mtlmad.metrics import as_percent, image_metrics
-from mtlmad.score import Scorer
+from mtlmad.score import Scorer, ScoringConfig
 from mtlmad.train import fit
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
@@ -99,8 +99,9 @@ def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fu
     train, valid, test = splits(data, model.cfg.image_size, model.cfg.channels, model.cfg.intensity)
     for scoring in scorings.split(','):
         if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
-        sc = Scorer(model, tasks, device='cpu', foreground_only=scoring != 'whole', fusion_tasks=fusion_tasks or model.cfg.fused,
-                    **(scorer_kw or {}))
+        settings = ScoringConfig.from_dict({'foreground_only': scoring != 'whole', 'fusion_tasks': fusion_tasks or model.cfg.fused,
+                                            **(scorer_kw or {})})   # --scorer: a JSON dict of ScoringConfig fields
+        sc = Scorer(model, tasks, device='cpu', scoring=settings)
         sc.calibrate(valid.normals(), train.images if scoring == 'local' else None)
         r = dict(rec, name=f"{rec['name']}/{scoring}", scoring=scoring, scorer=scorer_kw or {}, fusion_tasks=sc.fusion_tasks, data=str(data),
                  valid=evaluate(sc, valid), test=evaluate(sc, test))
@@ -133,7 +134,7 @@ def main():
     ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--set', action='append', default=[])
     ap.add_argument('--scorings', default='local', help='comma list of: whole, foreground, local')
     ap.add_argument('--scorer', type=json.loads, default=None,
-                    help='scoring settings other than the defaults, as JSON Scorer arguments (e.g. k, sigma, score_sigma, floor)')
+                    help='scoring settings other than the defaults, as JSON ScoringConfig fields (e.g. k, sigma, score_sigma, floor)')
     ap.add_argument('--fusion-tasks', default=None, help='comma list of the tasks that enter the fusion (default: all)')
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head')
     ap.add_argument('--fold', type=int, default=0, help='demo data with fold K\'s validation slabs (see FOLDS; 0: as shipped)')

@@ -40,7 +40,7 @@ from mtlmad.datasets import load_split
 from mtlmad.jobs import task_metrics, reference_subset
 from mtlmad.metrics import summarise, format_summary, as_percent
 from mtlmad.moe import MTLModel
-from mtlmad.score import Scorer
+from mtlmad.score import Scorer, ScoringConfig
 from mtlmad.tasks import make_task
 from mtlmad.train import fit
 from mtlmad.baselines import fit_baseline, evaluate_baseline
@@ -95,7 +95,7 @@ def validation_split(data, image_size, channels, intensity='none') -> tuple[torc
 def run_mtlmad(cfg: MTLConfig, train_x, cal_x, test, device) -> tuple[dict, dict]:
     "Train, calibrate and score one mtlmad config: (fused metrics, {task: metrics of that head alone})."
     res = fit(cfg, train_x, device=device, progress=False)
-    scorer = Scorer(res.model, res.tasks, device=device, fusion_tasks=cfg.fused)
+    scorer = Scorer(res.model, res.tasks, device=device, scoring=ScoringConfig(fusion_tasks=cfg.fused))
     scorer.calibrate(cal_x, reference_subset(train_x))
     m = task_metrics(test, scorer.score(test.images), scorer.sigma)
     return m.pop('fused'), m

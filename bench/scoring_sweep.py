@@ -12,7 +12,7 @@ MODEL.pt files are written by `bench/ablate.py --save DIR`. For each setting (k 
 eroded off the tissue's edge, map smoothing, the floor of the per-location spread, the smoothing of the reference
 statistics, the smoothing before each task's image score, a test-time flip, the fusion) it prints the validation image
 AUROC (mean of the tasks' z-scores), pixel AUROC and AUPRO, averaged over the models, and the image AUROC of each model. The test split is never read."""
-import argparse, inspect, json
+import argparse, json
 from pathlib import Path
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ import torch
 from mtlmad.datasets import load_split
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
 from mtlmad.ops import gaussian_blur
-from mtlmad.score import (Scorer, TaskNorm, calibrated_errors, foreground_masks, fuse_maps, fuse_scores, image_thumbs,
-                          make_reference, region_max)
+from mtlmad.score import (Scorer, ScoringConfig, TaskNorm, calibrated_errors, foreground_masks, fuse_maps, fuse_scores,
+                          image_thumbs, make_reference, region_max)
 
 SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
             dict(floor=0.25), dict(floor=1.0), dict(ref_sigma=0), dict(ref_sigma=2),
@@ -31,37 +31,42 @@ SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(si
             dict(flip=True),
             # the image score from the fused map's maximum instead of the mean of the tasks' z-scored image scores
             dict(fusion='max')]
+EXTRA = ('flip', 'tasks', 'scales', 'top', 'add')   # row settings the package does not have (yet); the rest are ScoringConfig's
 
 
-def _default(fn, name):
-    "The default of one of mtlmad's own arguments: the sweep's defaults are the package's, never a copy of them."
-    return inspect.signature(fn).parameters[name].default
+def split_row(row: dict) -> tuple[ScoringConfig, dict]:
+    "A row's `ScoringConfig` (its fields over mtlmad's defaults: never a copy of them) and its experimental settings."
+    fields = {k: v for k, v in row.items() if k not in EXTRA}
+    extra = {k: v for k, v in row.items() if k in EXTRA}
+    if 'tasks' in extra: fields['fusion_tasks'] = extra.pop('tasks')   # `tasks`: the fused tasks
+    return ScoringConfig.from_dict(fields), extra
 
 
-def validation_metrics(train, valid, e_train, e_valid, k=_default(Scorer, 'k'), erode=_default(calibrated_errors, 'erode'),
-                       sigma=_default(Scorer, 'sigma'), floor=_default(make_reference, 'floor'),
-                       ref_sigma=_default(calibrated_errors, 'ref_sigma'), score_sigma=_default(Scorer, 'score_sigma'),
-                       fusion='mean', tasks=None, scales=(), top=0.0, add=False) -> dict:
-    """Validation metrics of one model's errors under one scoring setting (defaults: mtlmad's), as `Scorer` computes them.
-    Settings the package does not have (yet): `tasks` (the fused tasks; default all), `scales` (more smoothings before each
-    task's image score, each z-scored as a task of its own and averaged into the fusion; with `add`, summed into the task's
-    own score instead, so one norm per task), `top` (a task's image score is the
-    mean of the top `top` fraction of its tissue pixels instead of their maximum)."""
-    normal = valid.labels == 0
-    ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images), floor=floor)
-    z, score, fg = calibrated_errors(e_valid, valid.images, ref, k, score_sigma, erode, ref_sigma)
-    tasks = [t for t in z if tasks is None or t in tasks]
-    if top: score = {t: top_mean(gaussian_blur(z[t], score_sigma), fg, top) for t in tasks}
-    for s in scales:
+def _sigmas(score_sigma): return score_sigma if isinstance(score_sigma, tuple) else (score_sigma,)
+
+
+def validation_metrics(train, valid, e_train, e_valid, scoring: ScoringConfig = ScoringConfig(),
+                       scales=(), top=0.0, add=False) -> dict:
+    """Validation metrics of one model's errors under one scoring setting, as `Scorer` calibrates (reference: the training
+    normals; norms: the validation normals) and scores. Settings the package does not have (yet): `scales` (more smoothings
+    before each task's image score, each z-scored as a task of its own and averaged into the fusion; with `add`, summed into
+    the task's own score instead, so one norm per task), `top` (a task's image score is the mean of the top `top` fraction
+    of its tissue pixels instead of their maximum)."""
+    s, normal = scoring, valid.labels == 0
+    ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images, s.erode), floor=s.floor, k=s.k)
+    z, score, fg = calibrated_errors(e_valid, valid.images, ref, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only)
+    tasks = [t for t in z if s.fusion_tasks is None or t in s.fusion_tasks]
+    if top: score = {t: np.sum([top_mean(gaussian_blur(z[t], g), fg, top) for g in _sigmas(s.score_sigma)], 0) for t in tasks}
+    for g in scales:
         for t in tasks:
-            v = top_mean(gaussian_blur(z[t], s), fg, top) if top else region_max(gaussian_blur(z[t], s), fg)
+            v = top_mean(gaussian_blur(z[t], g), fg, top) if top else region_max(gaussian_blur(z[t], g), fg)
             if add: score[t] = score[t] + v
-            else: score[f'{t}@{s}'] = v
+            else: score[f'{t}@{g}'] = v
     parts = [t for t in score if t.split('@')[0] in tasks]
     norms = {t: TaskNorm.from_errors(score[t][normal], z[t.split('@')[0]][normal][fg[normal]]) for t in parts}
     zz = {t: z[t.split('@')[0]] for t in parts}
-    m = image_metrics(valid.labels, fuse_scores(score, norms, fusion, parts, zz, sigma))
-    m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, tasks, sigma)))
+    m = image_metrics(valid.labels, fuse_scores(score, norms, s.fusion, parts, zz, s.sigma))
+    m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, tasks, s.sigma)))
     return as_percent(m)
 
 
@@ -74,8 +79,7 @@ def top_mean(maps: np.ndarray, fg: np.ndarray, q: float) -> np.ndarray:
     return np.asarray(out)
 
 
-DEFAULTS = ', '.join(f'{k}={v.default}' for k, v in inspect.signature(validation_metrics).parameters.items() if v.default is not v.empty
-                     and k not in ('fusion', 'tasks', 'scales', 'top', 'add'))
+DEFAULTS = ', '.join(f'{k}={v}' for k, v in ScoringConfig().to_dict().items() if k not in ('fusion', 'fusion_tasks'))
 
 
 def errors(sc, images, flip=False) -> dict:
@@ -99,7 +103,8 @@ def main():
         elif groups: groups[-1][1].append(arg)
         else: raise SystemExit(f'{arg}: a data folder should come before its models\n\n{__doc__}')
     if not groups or not all(files for _, files in groups): raise SystemExit(__doc__)
-    flips = {bool({**a.around, **row}.get('flip', False)) for row in a.settings}   # the mirrored images run only if a row asks
+    rows = [split_row({**a.around, **row}) for row in a.settings]   # a setting the package does not know fails here, at once
+    flips = {bool(extra.get('flip', False)) for _, extra in rows}   # the mirrored images run only if a row asks
     errs, read = [], {}   # errs: (train, valid, {flip: (train errors, valid errors)}) per model; read: splits per folder and preparation
     for data, files in groups:
         for f in files:
@@ -112,10 +117,9 @@ def main():
             errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in flips}))
     print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
     if a.around: print(f'Every row also sets {a.around}.\n')
-    for row in a.settings:
-        s = {**a.around, **row}
-        flip = s.get('flip', False); kw = {k: v for k, v in s.items() if k != 'flip'}
-        rs = [validation_metrics(tr, va, *e[flip], **kw) for tr, va, e in errs]
+    for row, (scoring, extra) in zip(a.settings, rows):
+        flip = extra.pop('flip', False)
+        rs = [validation_metrics(tr, va, *e[flip], scoring, **extra) for tr, va, e in errs]
         mean = lambda k: f"{np.mean([r[k] for r in rs]):.1f}"
         per = ' '.join(f"{r['image_auroc']:.0f}" for r in rs)
         name = row or ('the --around settings' if a.around else f'mtlmad defaults ({DEFAULTS})')

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .core import get_device, seed_everything
 from .ops import check_images, gaussian_blur
 from .metrics import image_auroc, image_metrics, pixel_metrics
-from .score import calibrated_errors, foreground_masks, image_thumbs, local_z, make_reference
+from .score import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, local_z, make_reference
 
 # %% auto #0
 __all__ = ['BASELINES', 'conv_block', 'ConvAutoencoder', 'ssim_map', 'PatchSVDDNet', 'top_mean', 'Baseline', 'train_baseline',
@@ -108,7 +108,7 @@ class Baseline:
     defaults = dict(epochs=30, lr=1e-3, weight_decay=1e-4)
     def __init__(self, channels: int = 1, # image channels
                  image_size: int = 64, # image side S (the baseline scores S x S images)
-                 sigma: float = 2.0, # Gaussian smoothing of the maps, in pixels
+                 sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the maps, in pixels
                  top_frac: float = 0.01, # image score = mean of this top fraction of the map
                  device='auto', # 'auto', 'cpu', 'cuda', ...
                  **kw): # options of the network (see `build`)
@@ -226,7 +226,7 @@ class NearestNormalBaseline:
     "No learning: |image - mean of its k nearest normal training images|, smoothed; the score is the map's maximum."
     name = 'nearest'
     def __init__(self, k: int = 3, # nearest normal images averaged
-                 sigma: float = 2.0, # smoothing of the residual, in pixels
+                 sigma: float = ScoringConfig.sigma, # smoothing of the residual, in pixels
                 ):
         self.k, self.sigma, self.normals, self.n_params = k, sigma, None, 0
 
@@ -257,11 +257,11 @@ class CalibratedLookupBaseline:
     "No learning: each pixel's intensity as a z against similar normal training images, scored as mtlmad scores a task."
     name = 'lookup'
     floors = (0.01, 0.02, 0.05, 0.1)  # the floors `choose_floor` tries on a validation split
-    def __init__(self, k: int = 10, # similar normal training images that calibrate each image
+    def __init__(self, k: int = ScoringConfig.k, # similar normal training images that calibrate each image
                  floor: float = 0.05, # the spread's floor (see `make_reference`); `fit` chooses it on validation images
-                 score_sigma: float = 0.5, # smoothing of the z-map before its maximum is the image score
-                 sigma: float = 2.0, # smoothing of the returned map, in pixels
-                 erode: int = 3, # pixels taken off the tissue's edge (see `foreground_masks`)
+                 score_sigma: float = ScoringConfig.score_sigma, # smoothing of the z-map before its maximum is the image score
+                 sigma: float = ScoringConfig.sigma, # smoothing of the returned map, in pixels
+                 erode: int = ScoringConfig.erode, # pixels taken off the tissue's edge (see `foreground_masks`)
                  two_sided: bool = False, # score |z|: darker than normal counts as well as brighter
                 ):
         self.k, self.floor, self.score_sigma, self.sigma, self.erode = k, floor, score_sigma, sigma, erode

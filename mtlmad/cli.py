@@ -87,8 +87,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--run', type=Path, required=True, help=RUN_HELP)
     s.add_argument('--data', type=Path, help='dataset folder (default: the data the run was trained on; demo: the demo data, built afresh)')
     s.add_argument('--out', type=Path, required=True, help='report folder to write')
-    s.add_argument('--fusion', choices=['mean', 'rank', 'max'], default='mean',
-                   help="image score: mean of the tasks' z-scores (default), their mean rank, or the max of the fused map")
+    s.add_argument('--fusion', choices=['mean', 'rank', 'max'], default=None,
+                   help="image score: mean of the tasks' z-scores, their mean rank, or the max of the fused map (default: the run's)")
     s.add_argument('--device', default='auto', help=DEVICE_HELP)
 
     s = sub.add_parser('predict', help='anomaly scores and maps for image files and volumes')

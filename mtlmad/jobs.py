@@ -18,7 +18,7 @@ from .datasets import (EvalSet, dataset_info, find_samples, load_images, load_sp
                              map_to_image, normal_samples, read_image, train_source)
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
-from .score import Scorer, Prediction
+from .score import Prediction, Scorer, ScoringConfig, saved_scoring
 from .train import fit
 from .viz import case_grid, overlay, plot_roc
 
@@ -67,7 +67,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     update_run_record(out, data=data)   # recorded first, so that `--resume` finds the data of a stopped run
     src = train_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = Scorer(res.model, res.tasks, fusion_tasks=cfg.fused)
+    scorer = Scorer(res.model, res.tasks, scoring=ScoringConfig(fusion_tasks=cfg.fused))
     scorer.calibrate(cal_images, src.batch(reference_subset(torch.arange(len(src)))).cpu())
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
@@ -75,20 +75,21 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
 def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo', see `mtlmad.checkpoint.resolve_run`)
-                device='auto', fusion: str = 'mean', sigma: float = 2.0) -> Scorer:
-    "A calibrated `Scorer` from a saved run."
+                device='auto',
+                scoring: dict | ScoringConfig | None = None, # settings to change from the run's, e.g. dict(fusion='max')
+               ) -> Scorer:
+    "A calibrated `Scorer` from a saved run, scoring the way the run was calibrated (`mtlmad.score.saved_scoring`)."
     r = load_run(run, device=device)
     if not r.norm: raise ValueError(f'{r.path}: the run was never calibrated on normal images (train it with `train_run`)')
-    scoring = r.norm.get('_scoring', {'score_sigma': sigma})   # runs calibrated before mtlmad 0.2.1 scored maps smoothed by `sigma`
-    ss = scoring['score_sigma']; ss = tuple(map(float, ss)) if isinstance(ss, (list, tuple)) else float(ss)   # one smoothing or several
-    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), fusion=fusion, sigma=sigma, device=device,
-               reference=r.norm.get('_reference'), k=int(r.norm.get('_reference', {}).get('k', 10)), fusion_tasks=r.cfg.fused,
-               score_sigma=ss, inputs=r.norm.get('_inputs'))   # no record (older runs): no input check
+    sc = saved_scoring(r.norm, scoring)
+    if sc.fusion_tasks is None: sc = sc.replace(fusion_tasks=r.cfg.fused)   # runs of mtlmad 0.2.x: the config's fused tasks
+    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), sc, device,
+               r.norm.get('_reference'), r.norm.get('_inputs'))   # no input record (older runs): no input check
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 
 # %% ../nbs/08b_jobs.ipynb #5db2e1c9
-def task_metrics(es: EvalSet, res, sigma: float = 2.0) -> dict:
+def task_metrics(es: EvalSet, res, sigma: float = ScoringConfig.sigma) -> dict:
     "Metrics of the fused result and of each task alone, in percent."
     out = {}
     parts = {'fused': (res.scores, res.maps)}
@@ -144,9 +145,9 @@ def load_run_split(run, # a run folder, its model.pt or a shipped run's name
 def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('demo')
                  out='reports/mtlmad', # report folder
                  data=None, # dataset folder; default: the one the run was trained on (see `load_run_split`)
-                 fusion: str = 'mean', device='auto', split: str = 'test', progress: bool = True) -> dict:
+                 fusion: str | None = None, device='auto', split: str = 'test', progress: bool = True) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
-    scorer = open_scorer(run, device, fusion)
+    scorer = open_scorer(run, device, None if fusion is None else dict(fusion=fusion))   # None: the run's fusion
     es = load_run_split(run, scorer.cfg, data, split)
     if len(set(es.labels.tolist())) < 2:
         raise ValueError(f'{data or run}: the {split} split needs normal and anomalous images to be evaluated')

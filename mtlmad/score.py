@@ -5,6 +5,7 @@
 # %% ../nbs/06_score.ipynb #f892d4e0
 from __future__ import annotations
 import math, os, warnings
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -20,9 +21,67 @@ from .ops import check_images, gaussian_blur, foreground
 from scipy import ndimage
 
 # %% auto #0
-__all__ = ['task_errors', 'TaskNorm', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside', 'region_max',
-           'image_scores', 'image_thumbs', 'make_reference', 'local_z', 'calibrated_errors', 'Prediction',
-           'ScoreResult', 'Scorer']
+__all__ = ['FUSIONS', 'ScoringConfig', 'task_errors', 'TaskNorm', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside',
+           'region_max', 'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors',
+           'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
+
+# %% ../nbs/06_score.ipynb #9aded8d1
+FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    "How a run turns per-task errors into scores and maps: one set of defaults, saved whole with its calibration."
+    k: int = 10 # similar normal reference images per image (`local_z`)
+    sigma: float = 2.0 # smoothing of the maps, in pixels (`fuse_maps`)
+    score_sigma: float | tuple = 0.5 # smoothing(s) of a task's map before its maximum (`image_scores`)
+    floor: float = 0.5 # floor of the per-location spread, a fraction of the task's spread (`make_reference`)
+    erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
+    ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
+    fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
+    fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
+    foreground_only: bool = True # score tissue only
+
+    def __post_init__(self):
+        ss = self.score_sigma
+        object.__setattr__(self, 'score_sigma', tuple(map(float, ss)) if isinstance(ss, (list, tuple)) else float(ss))
+        if self.fusion_tasks is not None: object.__setattr__(self, 'fusion_tasks', tuple(self.fusion_tasks))
+        self._check()
+
+# %% ../nbs/06_score.ipynb #216e7e96
+def _whole(v): return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+
+@patch
+def _check(self: ScoringConfig):
+    "Clear errors for settings that cannot score."
+    if self.fusion not in FUSIONS: raise ValueError(f'fusion must be one of {FUSIONS}, got {self.fusion!r}')
+    if not (_whole(self.k) and self.k >= 1): raise ValueError(f'k must be a whole number >= 1, got {self.k!r}')
+    if not (_whole(self.erode) and self.erode >= 0): raise ValueError(f'erode must be a whole number >= 0, got {self.erode!r}')
+    ss = self.score_sigma if isinstance(self.score_sigma, tuple) else (self.score_sigma,)
+    if not ss: raise ValueError('score_sigma needs at least one smoothing')
+    for name, v in [('sigma', self.sigma), ('floor', self.floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
+        if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
+    object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
+    object.__setattr__(self, 'erode', int(self.erode))
+
+# %% ../nbs/06_score.ipynb #098ea974
+@patch
+def to_dict(self: ScoringConfig) -> dict:
+    "Plain values (lists for tuples), for a checkpoint."
+    d = dataclasses.asdict(self)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+@patch(cls_method=True)
+def from_dict(cls: ScoringConfig, d: dict) -> ScoringConfig:
+    "Settings from a `to_dict` (or any dict of some fields: the others keep their defaults)."
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(known))
+    if unknown: raise ValueError(f'unknown scoring settings {unknown}: the settings are {known}')
+    return cls(**d)
+
+@patch
+def replace(self: ScoringConfig, **changes) -> ScoringConfig:
+    "The same settings with `changes`."
+    return ScoringConfig.from_dict({**self.to_dict(), **changes})
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
@@ -73,10 +132,10 @@ class TaskNorm:
 # %% ../nbs/06_score.ipynb #2cba754f
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
-                fusion: str = 'mean', # 'mean' of z-scores, 'rank', or 'max' of the fused map
+                fusion: str = ScoringConfig.fusion, # 'mean' of z-scores, 'rank', or 'max' of the fused map
                 tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
                 task_maps: dict | None = None, # task -> (N,H,W) maps: needed by 'max'
-                sigma: float = 2.0, # smoothing of the fused map ('max')
+                sigma: float = ScoringConfig.sigma, # smoothing of the fused map ('max')
                ) -> np.ndarray:
     "Fuse per-task image scores (or, for 'max', per-task maps) into one score per image."
     tasks = list(tasks if tasks is not None else task_scores)
@@ -87,13 +146,13 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
         return m.reshape(len(m), -1).max(1) if m.ndim == 3 else np.float64(m.max())
     if fusion == 'mean': parts = [norms[t].z_score(task_scores[t]) for t in tasks]
     elif fusion == 'rank': parts = [norms[t].rank(task_scores[t]) for t in tasks]
-    else: raise ValueError(f"fusion must be 'max', 'mean' or 'rank', got {fusion!r}")
+    else: raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
     return np.mean(parts, axis=0)
 
 def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
               norms: dict, # task -> TaskNorm
               tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
-              sigma: float = 2.0, # Gaussian smoothing of the fused map, in pixels
+              sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the fused map, in pixels
              ) -> np.ndarray:
     "Fuse per-task error maps into one anomaly map: mean of the normalised maps, smoothed."
     tasks = list(tasks if tasks is not None else task_maps)
@@ -102,7 +161,7 @@ def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
 
 # %% ../nbs/06_score.ipynb #b7c1e0a2
 def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]
-                     erode: int = 3, # pixels taken off the edge of the tissue (its border is never reliable)
+                     erode: int = ScoringConfig.erode, # pixels taken off the edge of the tissue (its border is never reliable)
                     ) -> np.ndarray:
     "Where each image holds tissue: (N,S,S) bool, holes filled, edge eroded by `erode` pixels."
     fg = foreground(images.float().cpu())[:, 0].numpy() > 0.5
@@ -125,7 +184,7 @@ def region_max(maps: np.ndarray, fg: np.ndarray) -> np.ndarray:
 
 def image_scores(maps: np.ndarray, # (N,H,W) calibrated maps
                  fg: np.ndarray, # (N,H,W) bool: the pixels that count
-                 score_sigma: float | Sequence[float] = 0.5, # smoothing before the maximum; several: their maxima add up
+                 score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # smoothing before the maximum; several: their maxima add up
                 ) -> np.ndarray:
     "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given."
     sigmas = score_sigma if isinstance(score_sigma, (list, tuple)) else [score_sigma]
@@ -137,32 +196,52 @@ def image_thumbs(images: torch.Tensor, size: int = 16) -> np.ndarray:
     x = F.adaptive_avg_pool2d(images.float().mean(1, keepdim=True).cpu(), size)
     return x.flatten(1).numpy()
 
+@dataclass
+class Reference:
+    "The per-location reference: normal images' thumbnails, their error maps at reduced resolution, each task's spread floor."
+    thumbs: torch.Tensor # (N, D) thumbnails (`image_thumbs`)
+    maps: dict # task -> (N,s,s) float16 error maps
+    floor: dict # task -> floor of the per-location spread
+    k: int = ScoringConfig.k # the k it was made for: it holds at least k images
+
+    def to_dict(self) -> dict: return {'thumbs': self.thumbs, 'maps': self.maps, 'floor': self.floor, 'k': self.k}
+
+    @classmethod
+    def from_dict(cls, d: dict | None):
+        "A reference from its `to_dict` (a checkpoint's `_reference`); None stays None."
+        if d is None or isinstance(d, cls): return d
+        return cls(d['thumbs'], d['maps'], d['floor'], int(d.get('k', ScoringConfig.k)))
+
+# %% ../nbs/06_score.ipynb #876de231
 def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference images
                    thumbs: np.ndarray, # (N, D) their thumbnails
                    fg: np.ndarray, # (N,S,S) their foregrounds
                    scale: int = 2, # the reference maps are kept at 1/scale resolution (they are smooth)
-                   floor: float = 0.5, # the spread's floor, as a fraction of the task's spread over all foreground pixels
-                  ) -> dict:
+                   floor: float = ScoringConfig.floor, # the spread's floor, as a fraction of the task's spread over all foreground pixels
+                   k: int = ScoringConfig.k, # the k it is made for
+                  ) -> Reference:
     "The per-location reference: thumbnails, downsampled error maps, and a floor for each task's spread."
     small = {t: F.avg_pool2d(torch.as_tensor(m)[:, None], scale)[:, 0].half() for t, m in maps.items()}
     floor = {t: float(floor * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
-    return {'thumbs': torch.as_tensor(thumbs), 'maps': small, 'floor': floor}
+    return Reference(torch.as_tensor(thumbs), small, floor, k)
 
+# %% ../nbs/06_score.ipynb #b20913ea
 def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
             thumbs: np.ndarray, # (N, D) their thumbnails
-            reference: dict, # from `make_reference`
-            k: int = 10, # how many similar reference images calibrate each image
-            sigma: float = 1.0, # smoothing of the reference mean and spread (at reference resolution)
+            reference: Reference | dict, # from `make_reference`
+            k: int = ScoringConfig.k, # how many similar reference images calibrate each image
+            sigma: float = ScoringConfig.ref_sigma, # smoothing of the reference mean and spread (at reference resolution)
            ) -> dict:
     "Each error map as a z-map against its k most similar reference images, pixel by pixel."
-    ref = reference['thumbs'].numpy()
+    reference = Reference.from_dict(reference)
+    ref = reference.thumbs.numpy()
     d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
     nn_idx = np.argsort(d, 1)[:, :min(k, len(ref))]
     out = {}
     for t, m in maps.items():
-        r = reference['maps'][t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
+        r = reference.maps[t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
         mu = gaussian_blur(r.mean(1, keepdim=True), sigma); sd = gaussian_blur(r.std(1, unbiased=False, keepdim=True), sigma)
-        sd = (sd ** 2 + reference['floor'][t] ** 2).sqrt()
+        sd = (sd ** 2 + reference.floor[t] ** 2).sqrt()
         size = m.shape[-2:]
         up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
         out[t] = ((m - up(mu)) / up(sd)).astype(np.float32)
@@ -170,12 +249,12 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
 
 def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `images`
                       images: torch.Tensor, # (N,C,S,S) the images
-                      reference: dict | None = None, # from `make_reference`; None: no per-location calibration
-                      k: int = 10, # similar reference images per image
-                      score_sigma: float | Sequence[float] = 0.5, # smoothing(s) of each map before its maximum: see `image_scores`
-                      erode: int = 3, # see `foreground_masks`
-                      ref_sigma: float = 1.0, # see `local_z`
-                      foreground_only: bool = True, # False: every pixel counts
+                      reference: Reference | None = None, # from `make_reference`; None: no per-location calibration
+                      k: int = ScoringConfig.k, # similar reference images per image
+                      score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # see `image_scores`
+                      erode: int = ScoringConfig.erode, # see `foreground_masks`
+                      ref_sigma: float = ScoringConfig.ref_sigma, # see `local_z`
+                      foreground_only: bool = ScoringConfig.foreground_only, # False: every pixel counts
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
@@ -217,7 +296,7 @@ class ScoreResult:
                           {t: v[i] for t, v in self.task_maps.items()}, self.device,
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
-    def refuse(self, norms: dict, tasks=None, fusion='mean', sigma=2.0) -> 'ScoreResult':
+    def refuse(self, norms: dict, tasks=None, fusion=ScoringConfig.fusion, sigma=ScoringConfig.sigma) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
         return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma), self.task_scores,
                            fuse_maps(self.task_maps, norms, tasks, sigma), self.task_maps, self.device, self.gates, self.paths)
@@ -231,20 +310,14 @@ class Scorer:
     def __init__(self, model, # the joint model
                  tasks: dict, # task name -> ProxyTask
                  norms: dict | None = None, # task -> TaskNorm (from `calibrate` or a checkpoint)
-                 fusion: str = 'mean', # 'mean' of the tasks' z-scores, 'rank', or 'max' of the fused map
-                 sigma: float = 2.0, # smoothing of the maps (pixels at model resolution)
-                 score_sigma: float | Sequence[float] = 0.5, # smoothing(s) of each task's map before its maximum (`image_scores`)
-                 floor: float = 0.5, # floor of the per-location spread, set at `calibrate` (see `make_reference`)
+                 scoring: ScoringConfig | dict | None = None, # the scoring settings (default `ScoringConfig()`; a dict: some fields)
                  device='auto',
-                 reference: dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
-                 k: int = 10, # reference images that calibrate each test image (its k most similar)
-                 foreground_only: bool = True, # score tissue only: maps outside the foreground are set to their minimum
-                 fusion_tasks=None, # the tasks that make the fused score and map (default: all of `tasks`)
+                 reference: Reference | dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
                  inputs: dict | None = None, # the normal images' `mtlmad.datasets.input_record` (from `calibrate` or a checkpoint)
                 ):
-        self.model, self.tasks, self.norms, self.fusion, self.sigma = model, tasks, norms or {}, fusion, sigma
-        self.reference, self.k, self.foreground_only, self.score_sigma, self.floor = reference, k, foreground_only, score_sigma, floor
-        self.fusion_tasks, self.inputs = list(fusion_tasks or tasks), inputs or {}
+        self.model, self.tasks, self.norms = model, tasks, norms or {}
+        self.scoring = scoring if isinstance(scoring, ScoringConfig) else ScoringConfig.from_dict(scoring or {})
+        self.reference, self.inputs = Reference.from_dict(reference), inputs or {}
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
 
@@ -262,6 +335,17 @@ class Scorer:
         cat = lambda d: {t: np.concatenate(v) for t, v in d.items()}
         return cat(maps), cat(scores), cat(gates)
 
+# %% ../nbs/06_score.ipynb #1cee9ee2
+def _setting(name):
+    return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
+
+for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'foreground_only'):
+    setattr(Scorer, _n, _setting(_n))
+
+def _fusion_tasks(self) -> list: return list(self.scoring.fusion_tasks or self.tasks)
+def _set_fusion_tasks(self, tasks): self.scoring = self.scoring.replace(fusion_tasks=tasks)
+Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The tasks fused into one score and map.')
+
 # %% ../nbs/06_score.ipynb #ead7ccbd
 @patch
 def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, dict, dict, np.ndarray]:
@@ -269,7 +353,8 @@ def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, d
     maps, scores, gates = self.errors(images, batch_size, progress)
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
-    maps, scores, fg = calibrated_errors(maps, images, self.reference, self.k, self.score_sigma, foreground_only=self.foreground_only)
+    s = self.scoring
+    maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only)
     return maps, scores, gates, fg
 
 @patch
@@ -288,7 +373,8 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     if reference_images is not None:
         if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
         maps, _, _ = self.errors(reference_images, batch_size)
-        self.reference = make_reference(maps, image_thumbs(reference_images), foreground_masks(reference_images), floor=self.floor)
+        fg = foreground_masks(reference_images, self.erode)
+        self.reference = make_reference(maps, image_thumbs(reference_images), fg, floor=self.floor, k=self.k)
     maps, scores, _, fg = self._parts(normal_images, batch_size)
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
@@ -327,9 +413,8 @@ def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, 
 def norms_dict(self: Scorer) -> dict:
     "The calibration as plain values and tensors, for a checkpoint."
     d = {t: vars(n).copy() for t, n in self.norms.items()}
-    if self.reference is not None: d['_reference'] = {**self.reference, 'k': self.k}
-    ss = self.score_sigma
-    d['_scoring'] = {'score_sigma': list(ss) if isinstance(ss, (list, tuple)) else ss}   # the norms fit image scores made this way
+    if self.reference is not None: d['_reference'] = self.reference.to_dict()
+    d['_scoring'] = self.scoring.to_dict()   # the whole scoring: the norms fit scores made this way
     if self.inputs: d['_inputs'] = dict(self.inputs)   # the normal images' tissue grey levels (`check_inputs`)
     return d
 
@@ -337,3 +422,14 @@ def norms_dict(self: Scorer) -> dict:
 def norms_from_dict(cls: Scorer, d: dict) -> dict:
     "The task norms of a `norms_dict`."
     return {t: TaskNorm(**v) for t, v in (d or {}).items() if not t.startswith('_')}
+
+# %% ../nbs/06_score.ipynb #343e2c51
+def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtlmad version
+                  overrides: dict | ScoringConfig | None = None, # settings to change (a `ScoringConfig`: all of them)
+                 ) -> ScoringConfig:
+    "The scoring settings a run was calibrated with, with `overrides` applied."
+    ov = overrides.to_dict() if isinstance(overrides, ScoringConfig) else dict(overrides or {})
+    saved = dict(norm.get('_scoring') or {})
+    if '_scoring' not in norm: saved['score_sigma'] = ov.get('sigma', ScoringConfig.sigma)   # 0.2.0: scores smoothed by `sigma`
+    if 'k' not in saved and norm.get('_reference'): saved['k'] = int(norm['_reference'].get('k', ScoringConfig.k))   # 0.2.1-2
+    return ScoringConfig.from_dict({**saved, **ov})

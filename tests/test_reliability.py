@@ -312,18 +312,27 @@ def test_predict_refuses_a_decompression_bomb_naming_the_file(tmp_path, calibrat
 
 
 def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_run):
-    "A run saved with its score smoothing keeps it; a run saved before mtlmad 0.2.1 (no '_scoring') keeps smoothing by `sigma`."
+    """A run keeps its whole ScoringConfig; a run of mtlmad 0.2.1/0.2.2 (only score_sigma saved) keeps its score smoothing;
+    a run saved before 0.2.1 (no '_scoring') keeps smoothing by `sigma`."""
     from mtlmad.jobs import open_scorer
-    from mtlmad.score import Scorer
-    assert open_scorer(calibrated_run, device='cpu').score_sigma == 0.5
+    from mtlmad.score import Scorer, ScoringConfig
+    assert open_scorer(calibrated_run, device='cpu').scoring == ScoringConfig(fusion_tasks=TINY.fused)
     res = fit(TINY, IMGS, progress=False, device='cpu')
     sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(IMGS)
     old = {k: v for k, v in sc.norms_dict().items() if k != '_scoring'}
     save_checkpoint(tmp_path / 'model.pt', res.model, res.tasks, TINY, norm=old)
     assert open_scorer(tmp_path, device='cpu').score_sigma == 2.0
-    assert open_scorer(tmp_path, device='cpu', sigma=3.0).score_sigma == 3.0
-    multi = Scorer(res.model, res.tasks, device='cpu', score_sigma=(0.5, 4.0)); multi.calibrate(IMGS)   # several smoothings
+    assert open_scorer(tmp_path, device='cpu', scoring=dict(sigma=3.0)).score_sigma == 3.0
+    v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
+    save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
+    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused)
+    cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25)
+    multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
     back = open_scorer(tmp_path / 'multi', device='cpu')
-    assert back.score_sigma == (0.5, 4.0)
-    np.testing.assert_allclose(back.score(IMGS).scores, multi.score(IMGS).scores, rtol=1e-5, atol=1e-5)
+    assert back.scoring == cfg.replace(fusion_tasks=TINY.fused) and back.reference.k == 3
+    np.testing.assert_array_equal(back.score(IMGS).scores, multi.score(IMGS).scores)
+    mean = open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(fusion='mean'))
+    assert mean.scoring == back.scoring.replace(fusion='mean')
+    np.testing.assert_array_equal(mean.score(IMGS).scores, multi.score(IMGS).refuse(multi.norms, fusion='mean', sigma=1.5).scores)
+    with pytest.raises(ValueError, match='unknown scoring settings'): open_scorer(tmp_path, device='cpu', scoring=dict(sgima=1))

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlmad.score import Scorer
+from mtlmad.score import Scorer, ScoringConfig
 
 
 class StandInModel(torch.nn.Module):
@@ -60,6 +60,6 @@ def tissue_images(n=24, size=64, seed=0, anomalous=True, channels=1):
 def make_scorer(size=64, channels=1, kinds=('detail', 'bright', 'dark')):
     "A calibrated `Scorer` over the stand-in model and tasks (its model counts calls)."
     tasks = {k: StandInTask(k) for k in kinds}
-    scorer = Scorer(StandInModel(tasks), tasks, device='cpu', foreground_only=False)   # synthetic slices: no tissue border to find
+    scorer = Scorer(StandInModel(tasks), tasks, device='cpu', scoring=ScoringConfig(foreground_only=False))   # synthetic slices: no tissue border to find
     scorer.calibrate(tissue_images(16, size, seed=1, anomalous=False, channels=channels)[0])
     return scorer
