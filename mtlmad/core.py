@@ -14,8 +14,8 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'INTENSITY', 'get_device', 'seed_everything', 'Config', 'MTLConfig',
-           'LineProgress', 'progress_bar']
+__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'UNFUSED_TASKS', 'INTENSITY', 'get_device', 'seed_everything', 'Config',
+           'MTLConfig', 'LineProgress', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -110,6 +110,7 @@ TASK_CLASSES = {   # every proxy task: name -> its class as 'module.Class' (the 
 }
 ALL_TASKS = tuple(TASK_CLASSES)   # the tasks mtlmad ships
 DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
+UNFUSED_TASKS = ('geometry',)   # trained by default, left out of the anomaly score unless named: see `MTLConfig.fused`
 
 # %% ../nbs/00_core.ipynb #40972864
 INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
@@ -126,7 +127,7 @@ class MTLConfig(Config):
     top_k: int = 2               # k keeps the k largest gates; 0 (or k >= n_experts) routes densely over all experts
     balance_weight: float = 0.01 # weight of the load-balancing term (used with top_k > 0)
     tasks: tuple = DEFAULT_TASKS # proxy tasks that are trained
-    fusion_tasks: tuple = ()     # tasks whose errors make the anomaly score (empty: every trained task)
+    fusion_tasks: tuple | None = None # tasks whose errors make the anomaly score (None: every trained task but UNFUSED_TASKS; (): every one)
     loss_weights: dict = field(default_factory=dict) # task -> weight (1.0 when absent)
     task_options: dict = field(default_factory=dict) # task -> options of its constructor, e.g. {'jigsaw': {'grid': 4}}
     steps: int = 300             # optimiser steps of the run (the default schedule, whatever the data size)
@@ -143,8 +144,9 @@ class MTLConfig(Config):
         unknown = [t for t in self.tasks if t not in TASK_CLASSES]
         if unknown: raise ValueError(f'unknown task(s) {unknown}; known tasks: {list(TASK_CLASSES)}')
         if not self.tasks: raise ValueError('at least one task must be on')
-        self.tasks, self.fusion_tasks = tuple(self.tasks), tuple(self.fusion_tasks)
-        stray = [t for t in self.fusion_tasks if t not in self.tasks]
+        self.tasks = tuple(self.tasks)
+        if self.fusion_tasks is not None: self.fusion_tasks = tuple(self.fusion_tasks)
+        stray = [t for t in self.fusion_tasks or () if t not in self.tasks]
         if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
@@ -158,8 +160,9 @@ class MTLConfig(Config):
 
     @property
     def fused(self) -> tuple:
-        "The tasks that enter the anomaly score."
-        return self.fusion_tasks or self.tasks
+        "The tasks that enter the anomaly score: `fusion_tasks`, or by default every trained task but `UNFUSED_TASKS`."
+        if self.fusion_tasks is None: return tuple(t for t in self.tasks if t not in UNFUSED_TASKS) or self.tasks
+        return self.fusion_tasks or self.tasks   # () is how runs saved before mtlmad 0.2.3 fused every trained task
 
     def weight(self, task: str) -> float:
         "The loss weight of `task`."
