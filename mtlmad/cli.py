@@ -8,6 +8,16 @@ import argparse, json, sys
 from pathlib import Path
 
 import mtlmad
+from . import jobs
+from .checkpoint import checkpoint_path, read_checkpoint, run_data
+from .core import MTLConfig
+from .data.brain import make_demo_data
+from .data.lgg import make_lgg_data
+from .data.volume_io import is_volume, read_volume, volume_stem
+from .data.volume_sets import is_volume_folder, volumes_to_dataset
+from .distributed import dist_info, init_distributed
+from .jobs import DEMO_CONFIG, QUICK_CONFIG, prediction_paths
+from .volume_jobs import predict_volume
 
 # %% auto #0
 __all__ = ['DEVICE_HELP', 'RUN_HELP', 'make_parser', 'main', 'torch_dist']
@@ -34,7 +44,6 @@ def _add_train_options(p):
 
 def _config_from_args(a, base=None):
     "The config from --config (else `base`, else the defaults) with the command-line options applied."
-    from mtlmad.core import MTLConfig
     cfg = MTLConfig.from_json(a.config) if a.config else (base or MTLConfig())
     kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed', 'intensity') if getattr(a, k, None) is not None}
     if 'steps' in kw and 'epochs' not in kw: kw['epochs'] = 0   # --steps: a schedule in steps, not passes
@@ -43,8 +52,6 @@ def _config_from_args(a, base=None):
 
 def _demo_config(a):
     "The demo's schedule (the short one with --quick), with the command-line options applied."
-    from mtlmad.core import MTLConfig
-    from mtlmad.jobs import DEMO_CONFIG, QUICK_CONFIG
     return _config_from_args(a, MTLConfig(**(QUICK_CONFIG if a.quick else DEMO_CONFIG)))
 
 # %% ../nbs/10_cli.ipynb #b9d35369
@@ -132,10 +139,8 @@ def _make_data(a) -> int:
     "`mtlmad make-data`: the demo dataset, or one fold of the LGG MRI download."
     kw = _make_data_options(a)
     if a.source == 'demo':
-        from mtlmad.datasets import make_demo_data
         print(f'demo dataset written to {make_demo_data(a.dir, **kw)}')
         return 0
-    from mtlmad.lgg import make_lgg_data
     out = make_lgg_data(a.dir, a.out, **kw)
     print(_lgg_summary(out, json.loads((out / 'dataset.json').read_text())))
     return 0
@@ -144,7 +149,6 @@ def _make_data(a) -> int:
 def _run(a) -> int:
     if a.command == 'make-data': return _make_data(a)
     cfg = _demo_config(a) if a.command == 'demo' else None  # bad options fail before any work
-    from mtlmad import jobs
     if a.command == 'train': return _train(a)
     elif a.command == 'evaluate':
         jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device)
@@ -171,8 +175,6 @@ _CONFIG_OPTIONS = ('config', 'steps', 'epochs', 'image_size', 'batch_size', 'wid
 
 def _train_setup(a):
     "The run folder, data folder and config of `mtlmad train` (new or resumed)."
-    from mtlmad.core import MTLConfig
-    from mtlmad.checkpoint import checkpoint_path, read_checkpoint, run_data
     if not a.resume:
         if a.out is None: raise ValueError('train needs --out RUN (or --resume RUN to continue a stopped run)')
         return a.out, a.data, _config_from_args(a)
@@ -185,9 +187,6 @@ def _train_setup(a):
 
 def _train(a) -> int:
     "`mtlmad train` in one process, or in each of several started by torchrun (rank 0 writes the files)."
-    from mtlmad import jobs
-    from mtlmad.datasets import make_demo_data
-    from mtlmad.distributed import init_distributed, dist_info
     out, data, cfg = _train_setup(a)
     ddp = init_distributed(a.device)
     try:
@@ -212,12 +211,10 @@ def torch_dist():
 
 # %% ../nbs/10_cli.ipynb #7ba0bd52
 def _is_volume_folder(data) -> bool:
-    from mtlmad.volumes import is_volume_folder
     return is_volume_folder(data)
 
 def _volume_dataset(src, out, cfg, axis):
     "The slices of a folder of normal volumes as a dataset folder in the run."
-    from mtlmad.volumes import volumes_to_dataset
     print(f'{src}: a folder of volumes; slicing them ({axis}) into {out}')
     return volumes_to_dataset(src, out, axis=axis, image_size=cfg.image_size, overwrite=True)
 
@@ -225,7 +222,6 @@ def _volume_dataset(src, out, cfg, axis):
 # %% ../nbs/10_cli.ipynb #7eec2631
 def _image_line(f: Path, p, out: Path) -> str:
     "What `mtlmad predict` says about an image file."
-    from mtlmad.jobs import prediction_paths
     to = prediction_paths(f, out)
     return f"{f}: score {p.score:.3f}; map {to['map']}, overlay {to['overlay']}"
 
@@ -241,7 +237,6 @@ def _last_line(out: Path, images: list, volumes: list) -> str:
 # %% ../nbs/10_cli.ipynb #aae88062
 def _check_volume_names(vols):
     "Two volumes with one name would write the same map: an error before anything is scored."
-    from mtlmad.volumes import volume_stem
     seen = {}
     for p in vols:
         if seen.setdefault(volume_stem(p), p) != p:
@@ -249,8 +244,6 @@ def _check_volume_names(vols):
 
 def _predict_volumes(a, vols):
     "Each volume through `predict_volume`, with a line on its score and its map."
-    from mtlmad import jobs
-    from mtlmad.volumes import read_volume, predict_volume, volume_stem
     scorer = None
     for p in vols:
         vol = read_volume(p)  # a bad volume fails before the run is opened or anything written
@@ -262,8 +255,6 @@ def _predict_volumes(a, vols):
 # %% ../nbs/10_cli.ipynb #fdfaf28e
 def _predict(a):
     "Image files through `predict_files`, volumes (NIfTI files, DICOM folders) each through `predict_volume`; a line for each."
-    from mtlmad import jobs
-    from mtlmad.volumes import is_volume
     vols = [p for p in a.images if is_volume(p)]
     imgs = [p for p in a.images if p not in vols]
     bad = [p for p in imgs if p.is_dir()]

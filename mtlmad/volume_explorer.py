@@ -17,7 +17,9 @@ from fastcore.basics import patch
 
 from .viz import overlay, draw_contour
 from .viz import render_panels, add_titles, to_png, mark_score
-from .volumes import AXES, read_volume, score_volume
+from .data.volume_io import AXES, read_volume
+from .jobs import open_scorer
+from .volume_jobs import score_volume
 
 # %% auto #0
 __all__ = ['take_slice', 'render_views', 'curve_background', 'VolumeExplorer']
@@ -257,7 +259,5 @@ def from_file(cls: VolumeExplorer,
              ) -> VolumeExplorer:
     "Read a volume, score it with a run and open the explorer on it."
     vol = read_volume(path)
-    if isinstance(run, (str, Path)):
-        from mtlmad.jobs import open_scorer
-        run = open_scorer(run, device)
+    if isinstance(run, (str, Path)): run = open_scorer(run, device)
     return cls(vol, score_volume(run, vol, axis, progress=kwargs.pop('progress', False), **kwargs), truth)

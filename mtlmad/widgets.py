@@ -13,7 +13,8 @@ import torch
 import ipywidgets as W
 from fastcore.basics import patch
 
-from .datasets import image_to_model
+from .data.images import image_to_model
+from .jobs import load_run_split, open_scorer
 from .ops import check_images
 from .score import fuse_scores, fuse_maps
 from .viz import add_titles, histogram_background, mark_score, render_gates, render_panels, to_png
@@ -273,7 +274,6 @@ def from_run(cls: AnomalyExplorer,
              **kwargs, # passed to `AnomalyExplorer` (batch_size, zoom)
             ) -> AnomalyExplorer:
     "An explorer of a split of `data_dir` (default: the run's own data) scored by the trained run in `run_dir`."
-    from mtlmad.jobs import load_run_split, open_scorer
     scorer = open_scorer(run_dir, device=device)
     cfg = getattr(scorer, 'cfg', None) or getattr(scorer.model, 'cfg', None)
     if cfg is None: raise ValueError(f'{run_dir}: the scorer carries no config (image size, channels)')

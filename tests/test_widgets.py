@@ -16,6 +16,7 @@ from explorer_standins import make_scorer, tissue_images  # noqa: E402
 from mtlmad.score import fuse_scores, fuse_maps  # noqa: E402
 from mtlmad.datasets import image_to_model  # noqa: E402
 from mtlmad.viz import render_panels, render_histogram, render_gates, add_titles, to_png  # noqa: E402
+from mtlmad import widgets  # noqa: E402
 from mtlmad.widgets import AnomalyExplorer  # noqa: E402
 
 S = 32
@@ -256,7 +257,7 @@ def test_from_run_uses_the_jobs_and_datasets(monkeypatch):
     def open_scorer(run_dir, device='auto'):
         seen.update(run_dir=run_dir, device=device)
         return sc
-    monkeypatch.setitem(sys.modules, 'mtlmad.jobs', types.SimpleNamespace(open_scorer=open_scorer, load_run_split=load_run_split))
+    monkeypatch.setattr(widgets, 'open_scorer', open_scorer); monkeypatch.setattr(widgets, 'load_run_split', load_run_split)
     e = AnomalyExplorer.from_run('runs/a', 'data/b', split='valid', device='cpu', zoom=1)
     assert seen == dict(split_of='runs/a', data_dir='data/b', split='valid', image_size=S, channels=1, intensity='none',
                         run_dir='runs/a', device='cpu')
