@@ -113,7 +113,7 @@ def save_checkpoint(path: str | Path, # the file to write (its folder is created
     return path
 
 # %% ../nbs/05a_checkpoint.ipynb #c845a4d9
-def pack_reference(ref: dict # a per-location reference (`mtlmad.score.make_reference`), maps (N,s,s)
+def pack_reference(ref: dict # a per-location reference as saved (`mtlmad.score.Reference.to_dict`), maps (N,s,s)
                   ) -> dict:
     "The reference with each map as 8-bit codes between its own min and max, deflated (`unpack_reference` undoes it)."
     packed = {}
@@ -127,7 +127,7 @@ def pack_reference(ref: dict # a per-location reference (`mtlmad.score.make_refe
 # %% ../nbs/05a_checkpoint.ipynb #cba9c69d
 def unpack_reference(ref: dict | None # a reference, packed by `pack_reference` or not
                     ) -> dict | None:
-    "The reference with float16 maps, as `make_reference` makes it (one that is not packed comes back as it is)."
+    "The reference with float16 maps, as `Reference.to_dict` gives it (one that is not packed comes back as it is)."
     if not isinstance(ref, dict) or 'packed_maps' not in ref: return ref
     maps = {}
     for t, p in ref['packed_maps'].items():
