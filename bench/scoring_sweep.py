@@ -103,7 +103,8 @@ def main():
         elif groups: groups[-1][1].append(arg)
         else: raise SystemExit(f'{arg}: a data folder should come before its models\n\n{__doc__}')
     if not groups or not all(files for _, files in groups): raise SystemExit(__doc__)
-    rows = [split_row({**a.around, **row}) for row in a.settings]   # a setting the package does not know fails here, at once
+    try: rows = [split_row({**a.around, **row}) for row in a.settings]   # a setting the package does not know fails here, at once
+    except ValueError as e: raise SystemExit(f'--settings / --around: {e}')
     flips = {bool(extra.get('flip', False)) for _, extra in rows}   # the mirrored images run only if a row asks
     errs, read = [], {}   # errs: (train, valid, {flip: (train errors, valid errors)}) per model; read: splits per folder and preparation
     for data, files in groups:
