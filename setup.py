@@ -57,9 +57,9 @@ setuptools.setup(
     ] + license_classifiers
       + ['Programming Language :: Python :: ' + v for v in py_versions[py_versions.index(min_python):]],
     **license_kw,
-    # mtlmad/data holds no Python: it is listed so setuptools ships it as a data folder of the package.
+    # mtlmad/data is the data layer (a package) and also ships the embedded MRI: its npz, md and txt files go with it.
     # mtlmad/pretrained/<name>/ holds the runs shipped with mtlmad (`make pretrained`), data of the package too.
-    packages=setuptools.find_packages(include=[lib_path, lib_path + '.*']) + [lib_path + '.data'],
+    packages=setuptools.find_packages(include=[lib_path, lib_path + '.*']),
     package_data={lib_path + '.data': ['*.npz', '*.md', '*.txt'], lib_path: ['pretrained/*/*.pt', 'pretrained/*/*.json', 'pretrained/*/*.md']},
     include_package_data=True,
     python_requires='>=' + min_python,

@@ -14,8 +14,10 @@ import matplotlib.pyplot as plt
 from .core import MTLConfig, get_device
 from .checkpoint import (checkpoint_path, load_run, read_run_record, resolve_run, run_data, run_folder, save_checkpoint,
                                update_run_record)
-from .datasets import (EvalSet, dataset_info, find_samples, load_images, load_split, make_demo_data, model_input,
-                             map_to_image, normal_samples, read_image, train_source)
+from .data.brain import make_demo_data
+from .data.folders import dataset_info, find_samples
+from .data.images import map_to_image, model_input, read_image
+from .data.loading import EvalSet, load_images, load_split, normal_samples, train_source
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 from .core import get_device, progress_bar
-from .datasets import input_record, tissue_stats, unlike_training
+from .data.images import input_record, tissue_stats, unlike_training
 from .ops import check_images, gaussian_blur, foreground
 from scipy import ndimage
 

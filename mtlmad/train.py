@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .core import MTLConfig, get_device, progress_bar, seed_everything
 from .checkpoint import checkpoint_path, config_diff, read_checkpoint, save_checkpoint, write_run_files
-from .datasets import FIT_SUBSET, load_images, train_source
+from .data.loading import FIT_SUBSET, load_images, train_source
 from .distributed import dist_info, shard_rows
 from .moe import MTLModel
 from .tasks import make_tasks

@@ -13,7 +13,7 @@ import torch
 import mtlmad
 from .core import MTLConfig
 from .checkpoint import PRETRAINED_DIR, RUN_FILES, pack_reference, read_checkpoint, read_run_record, resolve_run
-from .datasets import make_demo_data
+from .data.brain import make_demo_data
 from .jobs import DEMO_CONFIG, load_run_split, open_scorer, task_metrics, train_run
 
 # %% auto #0
