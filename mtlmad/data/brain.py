@@ -118,7 +118,7 @@ def _demo_slice(mri, i: int, size: int, keep_skull: bool) -> tuple[np.ndarray, n
     img = np.clip(_square(mri.slices[i], size, Image.BILINEAR), 0, 1)
     return (img if keep_skull else img * brain).astype(np.float32), brain
 
-# %% ../../nbs/01c_data.brain.ipynb #6c71799d
+# %% ../../nbs/01c_data.brain.ipynb #855d4a1b
 def _check_split(split, n: int) -> np.ndarray:
     "An explicit slice assignment, checked: one known split name per slice, and some slices in each split."
     a = np.asarray(split, dtype=object)
@@ -129,6 +129,7 @@ def _check_split(split, n: int) -> np.ndarray:
     if empty: raise ValueError(f'split gives no slice to {empty}')
     return a.astype(str)
 
+# %% ../../nbs/01c_data.brain.ipynb #41464a7e
 def make_demo_data(out_dir: str | Path, # folder to write the dataset into (created)
                    image_size: int = 128, # side of the square images
                    seed: int = 0, # seeds every lesion

@@ -299,7 +299,7 @@ def to_model(slices: np.ndarray, # (N,H,W) in [0,1], from `volume_slices`
              intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`)
              channels: int = 1, # the model's image channels (a grey slice is repeated)
             ) -> torch.Tensor:
-    "Slices as model input (N,channels,size,size): each through `mtlmad.datasets.model_input`, as an image file."
+    "Slices as model input (N,channels,size,size): each through `mtlmad.data.images.model_input`, as an image file."
     x = torch.stack([model_input(s, size, intensity) for s in slices])
     return x if channels == 1 else x.repeat(1, channels, 1, 1)
 
