@@ -23,8 +23,8 @@ __all__ = ['IMAGE_EXTS', 'INTENSITY_ANCHORS', 'INPUT_TOLERANCE', 'open_image', '
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 def open_image(src: str | Path | bytes, # an image file, or the bytes of an encoded image
-          name: str | None = None, # what errors call it (default: the path, or 'upload' for bytes)
-         ) -> Image.Image:
+               name: str | None = None, # what errors call it (default: the path, or 'upload' for bytes)
+              ) -> Image.Image:
     "Open an image, with errors that name the file and say what is wrong."
     if isinstance(src, (bytes, bytearray, memoryview)): name, data = name or 'upload', io.BytesIO(bytes(src))
     else:
