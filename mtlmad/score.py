@@ -33,7 +33,7 @@ class ScoringConfig:
     "How a run turns per-task errors into scores and maps: one set of defaults, saved whole with its calibration."
     k: int = 10 # similar normal reference images per image (`local_z`)
     sigma: float = 2.0 # smoothing of the maps, in pixels (`fuse_maps`)
-    score_sigma: float | tuple = 0.5 # smoothing(s) of a task's map before its maximum (`image_scores`)
+    score_sigma: float | tuple = (0.5, 4.0) # smoothing(s) of a task's map before its maximum (`image_scores`)
     floor: float = 0.5 # floor of the per-location spread, a fraction of the task's spread (`make_reference`)
     erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
     ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
@@ -342,7 +342,11 @@ def _setting(name):
 for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'foreground_only'):
     setattr(Scorer, _n, _setting(_n))
 
-def _fusion_tasks(self) -> list: return list(self.scoring.fusion_tasks or self.tasks)
+def _fusion_tasks(self) -> list:
+    "The scoring's fused tasks; when it names none, the run's (`MTLConfig.fused` of the model's config), else every task."
+    if self.scoring.fusion_tasks: return list(self.scoring.fusion_tasks)
+    fused = [t for t in getattr(getattr(self.model, 'cfg', None), 'fused', ()) if t in self.tasks]
+    return fused or list(self.tasks)
 def _set_fusion_tasks(self, tasks): self.scoring = self.scoring.replace(fusion_tasks=tasks)
 Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The tasks fused into one score and map.')
 

@@ -334,5 +334,5 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     np.testing.assert_array_equal(back.score(IMGS).scores, multi.score(IMGS).scores)
     mean = open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(fusion='mean'))
     assert mean.scoring == back.scoring.replace(fusion='mean')
-    np.testing.assert_array_equal(mean.score(IMGS).scores, multi.score(IMGS).refuse(multi.norms, fusion='mean', sigma=1.5).scores)
+    np.testing.assert_array_equal(mean.score(IMGS).scores, multi.score(IMGS).refuse(multi.norms, multi.fusion_tasks, fusion='mean', sigma=1.5).scores)
     with pytest.raises(ValueError, match='unknown scoring settings'): open_scorer(tmp_path, device='cpu', scoring=dict(sgima=1))
