@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import matplotlib.pyplot as plt
 
 from .core import MTLConfig, get_device
 from .checkpoint import (checkpoint_path, load_run, read_run_record, resolve_run, run_data, run_folder, save_checkpoint,
@@ -22,7 +21,7 @@ from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring
 from .train import fit
-from .viz import case_grid, overlay, plot_roc
+from .viz import case_grid, overlay, plot_roc, plt
 
 # %% auto #0
 __all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'reference_subset', 'train_run', 'open_scorer', 'task_metrics', 'write_report',

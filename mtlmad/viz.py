@@ -9,16 +9,23 @@ from typing import Sequence
 
 import numpy as np
 import matplotlib
-import matplotlib.pyplot as plt
 from matplotlib import colormaps
 from scipy import ndimage
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image as PILImage, ImageDraw, ImageFont
 
+class _Pyplot:
+    "matplotlib.pyplot, imported on first use: importing mtlmad (its command line, its jobs) stays light and never picks a GUI backend."
+    def __getattr__(self, name):
+        import matplotlib.pyplot
+        return getattr(matplotlib.pyplot, name)
+
+plt = _Pyplot()
+
 # %% auto #0
-__all__ = ['to_rgb', 'normalise_map', 'overlay', 'contour_mask', 'draw_contour', 'show_prediction', 'plot_roc', 'case_grid',
-           'plot_history', 'render_panels', 'add_titles', 'to_png', 'histogram_background', 'mark_score',
+__all__ = ['plt', 'to_rgb', 'normalise_map', 'overlay', 'contour_mask', 'draw_contour', 'show_prediction', 'plot_roc',
+           'case_grid', 'plot_history', 'render_panels', 'add_titles', 'to_png', 'histogram_background', 'mark_score',
            'render_histogram', 'gates_figure', 'render_gates']
 
 # %% ../nbs/08a_viz.ipynb #e5a43b09
