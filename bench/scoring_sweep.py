@@ -39,6 +39,9 @@ def split_row(row: dict) -> tuple[ScoringConfig, dict]:
     fields = {k: v for k, v in row.items() if k not in EXTRA}
     extra = {k: v for k, v in row.items() if k in EXTRA}
     if 'tasks' in extra: fields['fusion_tasks'] = extra.pop('tasks')   # `tasks`: the fused tasks
+    if extra.pop('add', False):   # `scales` added to each task's score: the package's own several smoothings
+        base = _sigmas(ScoringConfig.from_dict(fields).score_sigma)
+        fields['score_sigma'] = (*base, *extra.pop('scales', ()))
     return ScoringConfig.from_dict(fields), extra
 
 
@@ -46,11 +49,11 @@ def _sigmas(score_sigma): return score_sigma if isinstance(score_sigma, tuple) e
 
 
 def validation_metrics(train, valid, e_train, e_valid, scoring: ScoringConfig = ScoringConfig(),
-                       scales=(), top=0.0, add=False) -> dict:
+                       scales=(), top=0.0) -> dict:
     """Validation metrics of one model's errors under one scoring setting, as `Scorer` calibrates (reference: the training
     normals; norms: the validation normals) and scores. Settings the package does not have (yet): `scales` (more smoothings
-    before each task's image score, each z-scored as a task of its own and averaged into the fusion; with `add`, summed into
-    the task's own score instead, so one norm per task), `top` (a task's image score is the mean of the top `top` fraction
+    before each task's image score, each z-scored as a task of its own and averaged into the fusion; a row's `add` turns them
+    into `ScoringConfig.score_sigma` smoothings instead, summed into the task's own score, see `split_row`), `top` (a task's image score is the mean of the top `top` fraction
     of its tissue pixels instead of their maximum)."""
     s, normal = scoring, valid.labels == 0
     ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images, s.erode), floor=s.floor, k=s.k)
@@ -59,9 +62,7 @@ def validation_metrics(train, valid, e_train, e_valid, scoring: ScoringConfig = 
     if top: score = {t: np.sum([top_mean(gaussian_blur(z[t], g), fg, top) for g in _sigmas(s.score_sigma)], 0) for t in tasks}
     for g in scales:
         for t in tasks:
-            v = top_mean(gaussian_blur(z[t], g), fg, top) if top else region_max(gaussian_blur(z[t], g), fg)
-            if add: score[t] = score[t] + v
-            else: score[f'{t}@{g}'] = v
+            score[f'{t}@{g}'] = top_mean(gaussian_blur(z[t], g), fg, top) if top else region_max(gaussian_blur(z[t], g), fg)
     parts = [t for t in score if t.split('@')[0] in tasks]
     norms = {t: TaskNorm.from_errors(score[t][normal], z[t.split('@')[0]][normal][fg[normal]]) for t in parts}
     zz = {t: z[t.split('@')[0]] for t in parts}
