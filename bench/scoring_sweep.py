@@ -20,8 +20,8 @@ import torch
 from mtlmad.datasets import load_split
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
 from mtlmad.ops import gaussian_blur
-from mtlmad.score import (Scorer, ScoringConfig, TaskNorm, calibrated_errors, foreground_masks, fuse_maps, fuse_scores,
-                          image_thumbs, make_reference, region_max)
+from mtlmad.calibration import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, make_reference, region_max
+from mtlmad.score import Scorer, TaskNorm, fuse_maps, fuse_scores
 
 SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
             dict(floor=0.25), dict(floor=1.0), dict(ref_sigma=0), dict(ref_sigma=2),

@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from .core import get_device, seed_everything
 from .ops import check_images, gaussian_blur
 from .metrics import image_auroc, image_metrics, pixel_metrics
-from .score import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, local_z, make_reference
+from .calibration import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, local_z, make_reference
 
 # %% auto #0
 __all__ = ['BASELINES', 'conv_block', 'ConvAutoencoder', 'ssim_map', 'PatchSVDDNet', 'top_mean', 'Baseline', 'train_baseline',

@@ -113,7 +113,7 @@ def save_checkpoint(path: str | Path, # the file to write (its folder is created
     return path
 
 # %% ../nbs/05a_checkpoint.ipynb #c845a4d9
-def pack_reference(ref: dict # a per-location reference as saved (`mtlmad.score.Reference.to_dict`), maps (N,s,s)
+def pack_reference(ref: dict # a per-location reference as saved (`mtlmad.calibration.Reference.to_dict`), maps (N,s,s)
                   ) -> dict:
     "The reference with each map as 8-bit codes between its own min and max, deflated (`unpack_reference` undoes it)."
     packed = {}

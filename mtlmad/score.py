@@ -5,83 +5,25 @@
 # %% ../nbs/06_score.ipynb #f892d4e0
 from __future__ import annotations
 import math, os, warnings
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fastcore.basics import patch
 
 from .core import get_device, progress_bar
 from .data.images import input_record, tissue_stats, unlike_training
-from .ops import check_images, gaussian_blur, foreground
-from scipy import ndimage
+from .ops import check_images, gaussian_blur
+# the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
+# ScoringConfig` (or any of these names) keeps working
+from .calibration import (
+    FUSIONS, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
+    make_reference, local_z, calibrated_errors)
 
 # %% auto #0
-__all__ = ['FUSIONS', 'ScoringConfig', 'task_errors', 'TaskNorm', 'fuse_scores', 'fuse_maps', 'foreground_masks', 'mask_outside',
-           'region_max', 'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors',
-           'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
-
-# %% ../nbs/06_score.ipynb #9aded8d1
-FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
-
-@dataclass(frozen=True)
-class ScoringConfig:
-    "How a run turns per-task errors into scores and maps: one set of defaults, saved whole with its calibration."
-    k: int = 10 # similar normal reference images per image (`local_z`)
-    sigma: float = 2.0 # smoothing of the maps, in pixels (`fuse_maps`)
-    score_sigma: float | tuple = (0.5, 4.0) # smoothing(s) of a task's map before its maximum (`image_scores`)
-    floor: float = 0.5 # floor of the per-location spread, a fraction of the task's spread (`make_reference`)
-    erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
-    ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
-    fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
-    fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
-    foreground_only: bool = True # score tissue only
-
-    def __post_init__(self):
-        ss = self.score_sigma
-        object.__setattr__(self, 'score_sigma', tuple(map(float, ss)) if isinstance(ss, (list, tuple)) else float(ss))
-        if self.fusion_tasks is not None: object.__setattr__(self, 'fusion_tasks', tuple(self.fusion_tasks))
-        self._check()
-
-# %% ../nbs/06_score.ipynb #216e7e96
-def _whole(v): return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
-
-@patch
-def _check(self: ScoringConfig):
-    "Clear errors for settings that cannot score."
-    if self.fusion not in FUSIONS: raise ValueError(f'fusion must be one of {FUSIONS}, got {self.fusion!r}')
-    if not (_whole(self.k) and self.k >= 1): raise ValueError(f'k must be a whole number >= 1, got {self.k!r}')
-    if not (_whole(self.erode) and self.erode >= 0): raise ValueError(f'erode must be a whole number >= 0, got {self.erode!r}')
-    ss = self.score_sigma if isinstance(self.score_sigma, tuple) else (self.score_sigma,)
-    if not ss: raise ValueError('score_sigma needs at least one smoothing')
-    for name, v in [('sigma', self.sigma), ('floor', self.floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
-        if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
-    object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
-    object.__setattr__(self, 'erode', int(self.erode))
-
-# %% ../nbs/06_score.ipynb #098ea974
-@patch
-def to_dict(self: ScoringConfig) -> dict:
-    "Plain values (lists for tuples), for a checkpoint."
-    d = dataclasses.asdict(self)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-@patch(cls_method=True)
-def from_dict(cls: ScoringConfig, d: dict) -> ScoringConfig:
-    "Settings from a `to_dict` (or any dict of some fields: the others keep their defaults)."
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(d) - set(known))
-    if unknown: raise ValueError(f'unknown scoring settings {unknown}: the settings are {known}')
-    return cls(**d)
-
-@patch
-def replace(self: ScoringConfig, **changes) -> ScoringConfig:
-    "The same settings with `changes`."
-    return ScoringConfig.from_dict({**self.to_dict(), **changes})
+__all__ = ['task_errors', 'TaskNorm', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
@@ -129,6 +71,17 @@ class TaskNorm:
         ref, s = np.asarray(self.normal_scores), np.asarray(s, np.float64)
         return (np.searchsorted(ref, s, 'left') + np.searchsorted(ref, s, 'right')) / (2 * len(ref))
 
+# %% ../nbs/06_score.ipynb #848b6d4b
+def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
+              norms: dict, # task -> TaskNorm
+              tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
+              sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the fused map, in pixels
+             ) -> np.ndarray:
+    "Fuse per-task error maps into one anomaly map: mean of the normalised maps, smoothed."
+    tasks = list(tasks if tasks is not None else task_maps)
+    if not tasks: raise ValueError('fuse_maps needs at least one task')
+    return gaussian_blur(np.mean([norms[t].z_map(task_maps[t]) for t in tasks], axis=0), sigma)
+
 # %% ../nbs/06_score.ipynb #2cba754f
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
@@ -149,119 +102,6 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
     else: raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
     return np.mean(parts, axis=0)
 
-def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
-              norms: dict, # task -> TaskNorm
-              tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
-              sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the fused map, in pixels
-             ) -> np.ndarray:
-    "Fuse per-task error maps into one anomaly map: mean of the normalised maps, smoothed."
-    tasks = list(tasks if tasks is not None else task_maps)
-    if not tasks: raise ValueError('fuse_maps needs at least one task')
-    return gaussian_blur(np.mean([norms[t].z_map(task_maps[t]) for t in tasks], axis=0), sigma)
-
-# %% ../nbs/06_score.ipynb #b7c1e0a2
-def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]
-                     erode: int = ScoringConfig.erode, # pixels taken off the edge of the tissue (its border is never reliable)
-                    ) -> np.ndarray:
-    "Where each image holds tissue: (N,S,S) bool, holes filled, edge eroded by `erode` pixels."
-    fg = foreground(images.float().cpu())[:, 0].numpy() > 0.5
-    out = np.stack([ndimage.binary_fill_holes(m) for m in fg])
-    if erode > 0: out = np.stack([ndimage.binary_erosion(m, iterations=erode) for m in out])
-    empty = ~out.reshape(len(out), -1).any(1)
-    out[empty] = True   # an image with no tissue is scored everywhere
-    return out
-
-def mask_outside(maps: np.ndarray, # (N,H,W)
-                 fg: np.ndarray, # (N,H,W) bool
-                ) -> np.ndarray:
-    "Maps with every pixel outside the foreground set to the image's lowest foreground value."
-    lo = np.where(fg, maps, np.inf).reshape(len(maps), -1).min(1)
-    return np.where(fg, maps, lo[:, None, None]).astype(np.float32)
-
-def region_max(maps: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    "The largest value of each map inside its foreground: (N,)."
-    return np.where(fg, maps, -np.inf).reshape(len(maps), -1).max(1)
-
-def image_scores(maps: np.ndarray, # (N,H,W) calibrated maps
-                 fg: np.ndarray, # (N,H,W) bool: the pixels that count
-                 score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # smoothing before the maximum; several: their maxima add up
-                ) -> np.ndarray:
-    "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given."
-    sigmas = score_sigma if isinstance(score_sigma, (list, tuple)) else [score_sigma]
-    return np.sum([region_max(gaussian_blur(maps, s), fg) for s in sigmas], axis=0)
-
-# %% ../nbs/06_score.ipynb #c3d9f1b4
-def image_thumbs(images: torch.Tensor, size: int = 16) -> np.ndarray:
-    "Small grey thumbnails (N, size*size): what 'similar images' means for the per-location calibration."
-    x = F.adaptive_avg_pool2d(images.float().mean(1, keepdim=True).cpu(), size)
-    return x.flatten(1).numpy()
-
-@dataclass
-class Reference:
-    "The per-location reference: normal images' thumbnails, their error maps at reduced resolution, each task's spread floor."
-    thumbs: torch.Tensor # (N, D) thumbnails (`image_thumbs`)
-    maps: dict # task -> (N,s,s) float16 error maps
-    floor: dict # task -> floor of the per-location spread
-    k: int = ScoringConfig.k # the k it was made for: it holds at least k images
-
-    def to_dict(self) -> dict: return {'thumbs': self.thumbs, 'maps': self.maps, 'floor': self.floor, 'k': self.k}
-
-    @classmethod
-    def from_dict(cls, d: dict | None):
-        "A reference from its `to_dict` (a checkpoint's `_reference`); None stays None."
-        if d is None or isinstance(d, cls): return d
-        return cls(d['thumbs'], d['maps'], d['floor'], int(d.get('k', ScoringConfig.k)))
-
-# %% ../nbs/06_score.ipynb #876de231
-def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference images
-                   thumbs: np.ndarray, # (N, D) their thumbnails
-                   fg: np.ndarray, # (N,S,S) their foregrounds
-                   scale: int = 2, # the reference maps are kept at 1/scale resolution (they are smooth)
-                   floor: float = ScoringConfig.floor, # the spread's floor, as a fraction of the task's spread over all foreground pixels
-                   k: int = ScoringConfig.k, # the k it is made for
-                  ) -> Reference:
-    "The per-location reference: thumbnails, downsampled error maps, and a floor for each task's spread."
-    small = {t: F.avg_pool2d(torch.as_tensor(m)[:, None], scale)[:, 0].half() for t, m in maps.items()}
-    floor = {t: float(floor * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
-    return Reference(torch.as_tensor(thumbs), small, floor, k)
-
-# %% ../nbs/06_score.ipynb #b20913ea
-def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
-            thumbs: np.ndarray, # (N, D) their thumbnails
-            reference: Reference | dict, # from `make_reference`
-            k: int = ScoringConfig.k, # how many similar reference images calibrate each image
-            sigma: float = ScoringConfig.ref_sigma, # smoothing of the reference mean and spread (at reference resolution)
-           ) -> dict:
-    "Each error map as a z-map against its k most similar reference images, pixel by pixel."
-    reference = Reference.from_dict(reference)
-    ref = reference.thumbs.numpy()
-    d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
-    nn_idx = np.argsort(d, 1)[:, :min(k, len(ref))]
-    out = {}
-    for t, m in maps.items():
-        r = reference.maps[t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
-        mu = gaussian_blur(r.mean(1, keepdim=True), sigma); sd = gaussian_blur(r.std(1, unbiased=False, keepdim=True), sigma)
-        sd = (sd ** 2 + reference.floor[t] ** 2).sqrt()
-        size = m.shape[-2:]
-        up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
-        out[t] = ((m - up(mu)) / up(sd)).astype(np.float32)
-    return out
-
-def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `images`
-                      images: torch.Tensor, # (N,C,S,S) the images
-                      reference: Reference | None = None, # from `make_reference`; None: no per-location calibration
-                      k: int = ScoringConfig.k, # similar reference images per image
-                      score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # see `image_scores`
-                      erode: int = ScoringConfig.erode, # see `foreground_masks`
-                      ref_sigma: float = ScoringConfig.ref_sigma, # see `local_z`
-                      foreground_only: bool = ScoringConfig.foreground_only, # False: every pixel counts
-                     ) -> tuple[dict, dict, np.ndarray]:
-    "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
-    fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
-    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma)
-    maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-    return maps, {t: image_scores(m, fg, score_sigma) for t, m in maps.items()}, fg
-
 # %% ../nbs/06_score.ipynb #16963440
 @dataclass
 class Prediction:
@@ -278,6 +118,7 @@ class Prediction:
         ts = ', '.join(f'{k}={v:.3g}' for k, v in self.task_scores.items())
         return f'Prediction(score={self.score:.3f}, map={self.amap.shape}, tasks: {ts}, device={self.device})'
 
+# %% ../nbs/06_score.ipynb #0f2d67da
 @dataclass
 class ScoreResult:
     "Scores and maps of many images: raw per-task parts plus their fusion."
@@ -301,10 +142,11 @@ class ScoreResult:
         return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma), self.task_scores,
                            fuse_maps(self.task_maps, norms, tasks, sigma), self.task_maps, self.device, self.gates, self.paths)
 
-# %% ../nbs/06_score.ipynb #ac3093db
+# %% ../nbs/06_score.ipynb #39e755b0
 def _batches(images, batch_size):
     for i in range(0, len(images), batch_size): yield images[i:i + batch_size]
 
+# %% ../nbs/06_score.ipynb #ac3093db
 class Scorer:
     "Turns a trained multi-task model into an anomaly detector: calibrate on normals (per location), fuse, map."
     def __init__(self, model, # the joint model
@@ -342,6 +184,7 @@ def _setting(name):
 for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'foreground_only'):
     setattr(Scorer, _n, _setting(_n))
 
+# %% ../nbs/06_score.ipynb #041e499c
 def _fusion_tasks(self) -> list:
     "The scoring's fused tasks; when it names none, the run's (`MTLConfig.fused` of the model's config), else every task."
     if self.scoring.fusion_tasks: return list(self.scoring.fusion_tasks)
@@ -361,6 +204,7 @@ def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, d
     maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only)
     return maps, scores, gates, fg
 
+# %% ../nbs/06_score.ipynb #e7c8150c
 @patch
 def raw(self: Scorer, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
     "Per-task maps (N,S,S) and scores (N,), calibrated per location when the scorer has a reference, and gates."
@@ -422,6 +266,7 @@ def norms_dict(self: Scorer) -> dict:
     if self.inputs: d['_inputs'] = dict(self.inputs)   # the normal images' tissue grey levels (`check_inputs`)
     return d
 
+# %% ../nbs/06_score.ipynb #4cf73035
 @patch(cls_method=True)
 def norms_from_dict(cls: Scorer, d: dict) -> dict:
     "The task norms of a `norms_dict`."

@@ -129,7 +129,7 @@ def _bump(x, v, cols):
 
 
 def test_lookup_is_mtlmads_scoring_of_the_intensity():
-    from mtlmad.score import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, make_reference
+    from mtlmad.calibration import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, make_reference
     from mtlmad.ops import gaussian_blur
     train, test = _tissue(16), _tissue(5, seed=1)
     b = fit_baseline('lookup', train)
