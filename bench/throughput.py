@@ -9,10 +9,8 @@ import argparse, time
 
 import torch
 
-from mtlmad.core import MTLConfig, get_device, seed_everything
-from mtlmad.moe import MTLModel
-from mtlmad.tasks import make_tasks
-from mtlmad.train import _amp, _train_step   # one step of the real loop, timed without the loop around it
+from mtlmad.core import MTLConfig
+from mtlmad.train import init_training, train_step   # one step of the real loop, timed without the loop around it
 
 
 def throughput(cfg: MTLConfig, # the config to time (its tasks, width, image size, batch size)
@@ -21,25 +19,18 @@ def throughput(cfg: MTLConfig, # the config to time (its tasks, width, image siz
                tasks: dict | None = None, # task objects (default: `make_task` for each of cfg.tasks)
               ) -> dict:
     "Training images per second of `cfg` on `device` (one untimed warm-up step)."
-    seed_everything(cfg.seed)
-    dev = get_device(device)
-    tasks = make_tasks(cfg, tasks)
     x = torch.rand(cfg.batch_size, cfg.channels, cfg.image_size, cfg.image_size, generator=torch.Generator().manual_seed(0))
-    for t in tasks.values(): t.fit(x)
-    model = MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    amp, scale = _amp(cfg, dev)
-    st = dict(model=model, tasks=tasks, cfg=cfg, opt=opt, dev=dev, amp=amp, clip=1.0, gen=torch.Generator().manual_seed(0),
-              sched=torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.), scaler=torch.amp.GradScaler(dev.type, enabled=scale))
-    x = x.to(dev)
+    state = init_training(cfg, x, device=device, tasks=tasks)   # the tasks are fitted on this one batch
+    dev, x = state.device, x.to(state.device)
     for i in range(n_steps + 1):
         if i == 1:
             if dev.type == 'cuda': torch.cuda.synchronize()
             t0 = time.perf_counter()
-        _train_step(st, x, i)
+        train_step(state, x)
     if dev.type == 'cuda': torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / max(n_steps, 1)
-    return {'images_per_s': cfg.batch_size / dt, 'step_s': dt, 'tasks': len(tasks), 'n_params': model.n_params, 'device': str(dev)}
+    return {'images_per_s': cfg.batch_size / dt, 'step_s': dt, 'tasks': len(state.tasks),
+            'n_params': state.model.n_params, 'device': str(dev)}
 
 
 def main():

@@ -5,7 +5,7 @@
 # %% ../nbs/05_train.ipynb #05fea4dd
 from __future__ import annotations
 import contextlib, dataclasses, math, random, signal, threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +15,14 @@ import torch.nn.functional as F
 
 from .core import MTLConfig, get_device, progress_bar, seed_everything
 from .checkpoint import checkpoint_path, config_diff, read_checkpoint, save_checkpoint, write_run_files
-from .data.loading import FIT_SUBSET, load_images, train_source
+from .data.loading import FIT_SUBSET, TrainSource, load_images, train_source
 from .distributed import dist_info, shard_rows
 from .moe import MTLModel
 from .tasks import make_tasks
 
 # %% auto #0
-__all__ = ['augment', 'lr_factor', 'rng_state', 'set_rng_state', 'TrainResult', 'TrainingInterrupted', 'valid_losses', 'fit']
+__all__ = ['augment', 'lr_factor', 'rng_state', 'set_rng_state', 'TrainResult', 'TrainState', 'init_training', 'train_step',
+           'valid_losses', 'TrainingInterrupted', 'fit']
 
 # %% ../nbs/05_train.ipynb #609e02b9
 def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
@@ -86,20 +87,125 @@ def set_rng_state(st: dict, # from `rng_state`
 @dataclass
 class TrainResult:
     "What `fit` returns."
-    model: MTLModel
-    tasks: dict
-    history: dict
-    cfg: MTLConfig
-    out_dir: Path | None
+    model: MTLModel # the trained joint model, in eval mode
+    tasks: dict # the fitted tasks by name
+    history: dict # per-step training losses ('train') and per-epoch validation losses ('valid')
+    cfg: MTLConfig # the run's config
+    out_dir: Path | None # the run folder written, if any
 
-class TrainingInterrupted(RuntimeError):
-    "Training was stopped by a signal (SIGTERM); a checkpoint to resume from was written when there is a run folder."
+# %% ../nbs/05_train.ipynb #b2d4e7a9
+def _amp(cfg, dev):
+    "The autocast dtype (None: full precision) and whether a gradient scaler is needed."
+    if not (cfg.amp and dev.type == 'cuda'): return None, False
+    return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (torch.float16, True)
 
+# %% ../nbs/05_train.ipynb #8e27c4b5
+@dataclass(eq=False)
+class TrainState:
+    "A training run between two steps: what `train_step` reads and changes, and where the loop stands."
+    model: MTLModel # the joint model, on `device`
+    tasks: dict # the fitted tasks by name
+    cfg: MTLConfig # model, tasks and schedule
+    optimiser: torch.optim.Optimizer # AdamW over the model's parameters
+    schedule: torch.optim.lr_scheduler.LRScheduler # the learning rate: warm-up, then cosine (`lr_factor`)
+    scaler: torch.amp.GradScaler # gradient scaling (float16 autocast only; does nothing otherwise)
+    generator: torch.Generator # the run's randomness: batch order, augmentation, task batches
+    device: torch.device # where the model and the batches are
+    source: TrainSource # the training images, in memory or streamed from their files
+    amp: torch.dtype | None = None # the autocast dtype; None: full precision
+    clip: float = 1.0 # gradient-norm clipping
+    rank: int = 0 # this process among `world`
+    world: int = 1 # processes training together (torchrun)
+    forward: torch.nn.Module | None = None # the model in DistributedDataParallel when world > 1
+    step: int = 0 # optimiser steps taken
+    epoch: int = 0 # the epoch in progress
+    perm: torch.Tensor | None = None # this epoch's order of the images (None: draw one)
+    pos: int = 0 # batches of `perm` already taken
+    history: dict = field(default_factory=lambda: {'train': [], 'valid': []}) # the loss records so far
+    stop_signal: str | None = None # set when this process is asked to stop ('SIGTERM')
+    stop: bool = False # set by `train_step`: some process was asked to stop, so every process stops now
+    last_checkpoint: Path | None = None # the last checkpoint written (named when a loss is not finite)
+
+    @property
+    def n_images(self) -> int: return len(self.source)
+    @property
+    def total(self) -> int: return self.cfg.total_steps(self.n_images)
+
+# %% ../nbs/05_train.ipynb #2d6a8b14
+def _fitted_tasks(cfg, src, tasks, ckpt) -> dict:
+    "`tasks` fitted on the training images `src`, or restored from the checkpoint `ckpt`."
+    if ckpt is not None:
+        for n, t in tasks.items(): t.load_state_dict(ckpt['tasks'].get(n, {}))
+        return tasks
+    idx = torch.arange(len(src)) if not src.streamed or len(src) <= FIT_SUBSET else \
+          torch.randperm(len(src), generator=torch.Generator().manual_seed(cfg.seed))[:FIT_SUBSET].sort().values
+    fit_images = src.images if not src.streamed else src.batch(idx)
+    for t in tasks.values(): t.fit(fit_images)
+    return tasks
+
+# %% ../nbs/05_train.ipynb #7e4c0b95
 class _Joint(torch.nn.Module):
     "The model's `forward_tasks` as `forward`, so that DistributedDataParallel can wrap it."
     def __init__(self, model): super().__init__(); self.model = model
     def forward(self, inputs): return self.model.forward_tasks(inputs)
 
+def _ddp(model, dev, cfg) -> torch.nn.Module:
+    "`model` across the processes, in DistributedDataParallel."
+    return torch.nn.parallel.DistributedDataParallel(
+        _Joint(model), device_ids=[dev.index] if dev.type == 'cuda' else None,
+        find_unused_parameters=cfg.top_k > 0, broadcast_buffers=False)   # top-k leaves some experts idle
+
+# %% ../nbs/05_train.ipynb #05c7a3e1
+def _restore(st: TrainState, ckpt: dict, path: Path):
+    "Load weights, optimiser, schedule, scaler, random states, position and history from `ckpt` (read from `path`)."
+    tr = ckpt['train']
+    if (tr['total'], tr['n_images']) != (st.total, st.n_images):
+        raise ValueError(f'{path}: the checkpoint was written for {tr["n_images"]} training images ({tr["total"]} steps), '
+                         f'now there are {st.n_images} ({st.total} steps): resume with the same training images')
+    st.model.load_state_dict(ckpt['model'])
+    st.optimiser.load_state_dict(tr['opt']); st.schedule.load_state_dict(tr['sched']); st.scaler.load_state_dict(tr['scaler'])
+    set_rng_state(tr['rng'], st.generator)
+    st.step, st.epoch, st.perm, st.pos, st.history, st.last_checkpoint = \
+        tr['step'], tr['epoch'], tr['perm'], tr['pos'], ckpt['history'], path
+
+# %% ../nbs/05_train.ipynb #65511474
+def init_training(cfg: MTLConfig, # model, tasks and schedule
+                  images_or_samples, # normal training images, in any form `fit` takes
+                  device: str = 'auto', # 'auto', 'cpu', 'cuda', ...
+                  tasks: dict | None = None, # task objects to train (default: `make_task` for each of cfg.tasks)
+                  clip: float = 1.0, # gradient-norm clipping
+                  stream: bool | None = None, # read batches from disk (None: when the set exceeds MAX_CACHE_BYTES)
+                  resume_from: str | Path | None = None, # a run folder to continue (same config and images)
+                 ) -> TrainState:
+    "A new run ready for its first step (seeded, tasks fitted), or the run saved in `resume_from`."
+    ckpt = _resume_checkpoint(resume_from, cfg) if resume_from is not None else None
+    seed_everything(cfg.seed)
+    rank, world, _ = dist_info()
+    dev = get_device(device)
+    if world > 1 and dev.type == 'cuda': dev = torch.device('cuda', torch.cuda.current_device())
+    src = train_source(images_or_samples, cfg, stream)
+    tasks = _fitted_tasks(cfg, src, make_tasks(cfg, tasks), ckpt)
+    model = MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.total_steps(len(src))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup_steps))
+    amp, scale = _amp(cfg, dev)
+    st = TrainState(model, tasks, cfg, opt, sched, torch.amp.GradScaler(dev.type, enabled=scale),
+                    torch.Generator().manual_seed(cfg.seed), dev, src, amp=amp, clip=clip, rank=rank, world=world)
+    if ckpt is not None: _restore(st, ckpt, checkpoint_path(resume_from))
+    if world > 1: st.forward = _ddp(model, dev, cfg)
+    if src.images is not None: src.images = src.images.to(dev)
+    return st
+
+# %% ../nbs/05_train.ipynb #8b1f6e03
+def _my_rows(n: int, rank: int, world: int) -> tuple:
+    "This process's rows of a global batch of `n` (None: all) and its share of the batch against an even split."
+    if world <= 1: return None, 1.
+    rows = shard_rows(n, rank, world); share = (rows.stop - rows.start) * world / n
+    if share == 0: rows = slice(0, 1)   # nothing here this step: a zero-weight row keeps the processes in step
+    return rows, share
+
+# %% ../nbs/05_train.ipynb #9d0b3f7a
 def _rows_of(batches: dict, rows: slice, n: int) -> dict:
     "Every task batch cut to `rows` of the global batch of `n`; inputs that were one tensor stay one tensor."
     cache = {}
@@ -109,6 +215,7 @@ def _rows_of(batches: dict, rows: slice, n: int) -> dict:
         return cache[id(t)]
     return {k: dataclasses.replace(b, input=cut(b.input), target=cut(b.target), weight=cut(b.weight)) for k, b in batches.items()}
 
+# %% ../nbs/05_train.ipynb #a1f5c8e2
 def _step_losses(model, tasks, cfg, images, gen, fwd=None, rows=None):
     "Each task's loss (one forward through the model for all tasks) and the balance term; `rows`: this process's slice."
     batches = {n: t.make_batch(images, gen) for n, t in tasks.items()}
@@ -116,80 +223,45 @@ def _step_losses(model, tasks, cfg, images, gen, fwd=None, rows=None):
     preds = (fwd or model.forward_tasks)({n: b.input for n, b in batches.items()})
     return {n: t.loss(preds[n].float(), batches[n]) for n, t in tasks.items()}, model.aux_loss.float()
 
-def _amp(cfg, dev):
-    "The autocast dtype (None: full precision) and whether a gradient scaler is needed."
-    if not (cfg.amp and dev.type == 'cuda'): return None, False
-    return (torch.bfloat16, False) if torch.cuda.is_bf16_supported() else (torch.float16, True)
-
-# %% ../nbs/05_train.ipynb #65511474
-def _setup(cfg, src, tasks, dev, ckpt):
-    "Tasks (fitted or restored), model, optimiser, schedule, gradient scaler and generator."
-    if ckpt is not None:
-        for n, t in tasks.items(): t.load_state_dict(ckpt['tasks'].get(n, {}))
-    else:
-        idx = torch.arange(len(src)) if not src.streamed or len(src) <= FIT_SUBSET else \
-              torch.randperm(len(src), generator=torch.Generator().manual_seed(cfg.seed))[:FIT_SUBSET].sort().values
-        fit_images = src.images if not src.streamed else src.batch(idx)
-        for t in tasks.values(): t.fit(fit_images)
-    model = MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.total_steps(len(src))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, cfg.warmup_steps))
-    amp, scale = _amp(cfg, dev)
-    return dict(model=model, tasks=tasks, cfg=cfg, opt=opt, sched=sched, dev=dev, amp=amp, total=total,
-                gen=torch.Generator().manual_seed(cfg.seed), scaler=torch.amp.GradScaler(dev.type, enabled=scale))
-
-def _train_state(st, pos) -> dict:
-    "What a resumed run needs besides the weights."
-    return dict(opt=st['opt'].state_dict(), sched=st['sched'].state_dict(), scaler=st['scaler'].state_dict(),
-                rng=rng_state(st['gen']), step=st['step'], epoch=st['epoch'], pos=pos, perm=st['perm'],
-                total=st['total'], n_images=st['n_images'])
-
-def _restore(st, ckpt, n_images, path):
-    "Load weights, optimiser, schedule, scaler, random states and position from a checkpoint."
-    tr = ckpt['train']
-    if (tr['total'], tr['n_images']) != (st['total'], n_images):
-        raise ValueError(f'{path}: the checkpoint was written for {tr["n_images"]} training images ({tr["total"]} steps), '
-                         f'now there are {n_images} ({st["total"]} steps): resume with the same training images')
-    st['model'].load_state_dict(ckpt['model'])
-    st['opt'].load_state_dict(tr['opt']); st['sched'].load_state_dict(tr['sched']); st['scaler'].load_state_dict(tr['scaler'])
-    set_rng_state(tr['rng'], st['gen'])
-    st.update(step=tr['step'], epoch=tr['epoch'], perm=tr['perm'], ckpt=path)
-    return tr['pos'], ckpt['history']
+# %% ../nbs/05_train.ipynb #6c0e4a3f
+def _optimiser_step(st: TrainState, loss: torch.Tensor):
+    "Backward through `loss`, clip the gradients, step the optimiser, the gradient scaler and the schedule."
+    st.optimiser.zero_grad(set_to_none=True)
+    st.scaler.scale(loss).backward()
+    st.scaler.unscale_(st.optimiser)
+    torch.nn.utils.clip_grad_norm_(st.model.parameters(), st.clip)
+    st.scaler.step(st.optimiser); st.scaler.update(); st.schedule.step()
 
 # %% ../nbs/05_train.ipynb #05997f16
-def _train_step(st, images, step):
-    "Augment, forward all tasks, weighted loss, backward, clip, optimiser and scheduler step; returns (record, stop)."
-    model, tasks, cfg, gen = st['model'], st['tasks'], st['cfg'], st['gen']
-    rank, world = st.get('rank', 0), st.get('world', 1)
+def train_step(state: TrainState, # the run: its weights, optimiser, schedule, generator and step change in place
+               images: torch.Tensor, # a batch of normal training images (B, C, S, S) in [0, 1], on `state.device`
+              ) -> dict:
+    "One optimiser step on `images`; its record: step, total loss, balance term (aux), learning rate, each task's loss."
+    cfg, gen = state.cfg, state.generator
     if cfg.augment: images = augment(images, gen)
-    n, rows, share = len(images), None, 1.
-    if world > 1:
-        rows = shard_rows(n, rank, world); share = (rows.stop - rows.start) * world / n
-        if share == 0: rows = slice(0, 1)   # nothing here this step: a zero-weight row keeps the processes in step
-    amp = torch.autocast(st['dev'].type, dtype=st['amp']) if st['amp'] else contextlib.nullcontext()
+    rows, share = _my_rows(len(images), state.rank, state.world)
+    amp = torch.autocast(state.device.type, dtype=state.amp) if state.amp else contextlib.nullcontext()
     with amp:
-        losses, aux = _step_losses(model, tasks, cfg, images, gen, st.get('fwd'), rows)
+        losses, aux = _step_losses(state.model, state.tasks, cfg, images, gen, state.forward, rows)
     vals = torch.stack([*(v.detach().float() for v in losses.values()), aux.detach(),
-                        torch.tensor(float(bool(st.get('stop'))), device=aux.device)])
-    if world > 1:
-        vals = vals * torch.tensor([share / world] * (len(losses) + 1) + [1.], device=vals.device)
+                        torch.tensor(float(bool(state.stop_signal)), device=aux.device)])
+    if state.world > 1:
+        vals = vals * torch.tensor([share / state.world] * (len(losses) + 1) + [1.], device=vals.device)
         dist.all_reduce(vals)
-    for n, v in zip(losses, vals.tolist()):
+    task_losses = dict(zip(losses, vals.tolist()))
+    for n, v in task_losses.items():
         if not math.isfinite(v): raise FloatingPointError(
-            f'task {n!r}: loss is {v} at step {step}; training stopped'
-            + (f", the last good checkpoint is {st['ckpt']}" if st.get('ckpt') else ''))
-    total = sum(cfg.weight(n) * v for n, v in losses.items()) + cfg.balance_weight * aux
-    st['opt'].zero_grad(set_to_none=True)
-    st['scaler'].scale(total * share).backward()
-    st['scaler'].unscale_(st['opt'])
-    torch.nn.utils.clip_grad_norm_(model.parameters(), st['clip'])
-    st['scaler'].step(st['opt']); st['scaler'].update(); st['sched'].step()
-    v = dict(zip(losses, vals.tolist()))
-    rec = {'step': step, 'total': sum(cfg.weight(k) * x for k, x in v.items()) + cfg.balance_weight * vals[-2].item(),
-           'aux': vals[-2].item(), 'lr': st['opt'].param_groups[0]['lr'], **v}
-    return rec, vals[-1].item() > 0
+            f'task {n!r}: loss is {v} at step {state.step}; training stopped'
+            + (f', the last good checkpoint is {state.last_checkpoint}' if state.last_checkpoint else ''))
+    _optimiser_step(state, (sum(cfg.weight(n) * v for n, v in losses.items()) + cfg.balance_weight * aux) * share)
+    balance = vals[-2].item()
+    total = sum(cfg.weight(k) * x for k, x in task_losses.items()) + cfg.balance_weight * balance
+    rec = {'step': state.step, 'total': total, 'aux': balance,
+           'lr': state.optimiser.param_groups[0]['lr'], **task_losses}
+    state.step, state.stop = state.step + 1, vals[-1].item() > 0
+    return rec
 
+# %% ../nbs/05_train.ipynb #9f3c1d58
 @torch.no_grad()
 def valid_losses(model, tasks, cfg, images, batch_size=32, seed=0) -> dict:
     "Mean loss per task on `images` with fixed task batches (seeded), model in eval mode."
@@ -202,12 +274,18 @@ def valid_losses(model, tasks, cfg, images, batch_size=32, seed=0) -> dict:
     model.train(was)
     return out
 
+# %% ../nbs/05_train.ipynb #4e1b8c37
+def _train_state(st: TrainState) -> dict:
+    "What a resumed run needs besides the weights: the checkpoint's 'train' entry."
+    return dict(opt=st.optimiser.state_dict(), sched=st.schedule.state_dict(), scaler=st.scaler.state_dict(),
+                rng=rng_state(st.generator), step=st.step, epoch=st.epoch, pos=st.pos, perm=st.perm,
+                total=st.total, n_images=st.n_images)
+
 # %% ../nbs/05_train.ipynb #e052bafb
-def _resume_checkpoint(out_dir, cfg: MTLConfig) -> dict:
-    "The checkpoint to resume in `out_dir`, checked against `cfg`."
-    if out_dir is None: raise ValueError('resume=True needs out_dir, the run folder to continue')
-    path = checkpoint_path(out_dir)
-    if not path.is_file(): raise FileNotFoundError(f'{out_dir}: no checkpoint to resume from (no model.pt)')
+def _resume_checkpoint(run_dir: Path, cfg: MTLConfig) -> dict:
+    "The checkpoint to resume in `run_dir`, checked against `cfg`."
+    path = checkpoint_path(run_dir)
+    if not path.is_file(): raise FileNotFoundError(f'{run_dir}: no checkpoint to resume from (no model.pt)')
     ck = read_checkpoint(path)
     if 'train' not in ck: raise ValueError(f'{path}: holds no training state (a calibrated or older run); nothing to resume')
     d = config_diff(ck['config'], cfg.to_dict())
@@ -215,14 +293,26 @@ def _resume_checkpoint(out_dir, cfg: MTLConfig) -> dict:
                            'resume with the config stored in the checkpoint')
     return ck
 
+# %% ../nbs/05_train.ipynb #3c5e9f10
 @contextlib.contextmanager
-def _stop_on_sigterm(st: dict):
-    "While training, SIGTERM only sets st['stop']: the loop then checkpoints and stops."
+def _stop_on_sigterm(st: TrainState):
+    "While training, SIGTERM only sets `st.stop_signal`: the loop then checkpoints and stops."
     if threading.current_thread() is not threading.main_thread(): yield; return
     old = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, lambda signum, frame: st.__setitem__('stop', 'SIGTERM'))
+    signal.signal(signal.SIGTERM, lambda signum, frame: setattr(st, 'stop_signal', 'SIGTERM'))
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
+
+# %% ../nbs/05_train.ipynb #d7b3a9c4
+class TrainingInterrupted(RuntimeError):
+    "Training was stopped by a signal (SIGTERM); a checkpoint to resume from was written when there is a run folder."
+
+def _interrupted(st: TrainState, out_dir, path):
+    "Raise `TrainingInterrupted`, saying where the checkpoint `path` was written and how to continue."
+    msg = f'training stopped by {st.stop_signal} after step {st.step} of {st.total}'
+    if path is None: raise TrainingInterrupted(msg + ' (no out_dir: nothing saved)')
+    raise TrainingInterrupted(f'{msg}; checkpoint written to {path}: continue with `mtlmad train --resume {out_dir}` '
+                              'or fit(..., out_dir, resume=True)')
 
 # %% ../nbs/05_train.ipynb #a36f176f
 def fit(cfg: MTLConfig, # model, tasks and schedule
@@ -240,45 +330,31 @@ def fit(cfg: MTLConfig, # model, tasks and schedule
        ) -> TrainResult:
     "Train the joint model on normal images; returns the model, the fitted tasks and the loss history."
     out_dir = Path(out_dir) if out_dir is not None else None
-    ckpt = _resume_checkpoint(out_dir, cfg) if resume else None
-    seed_everything(cfg.seed)
-    rank, world, _ = dist_info()
-    dev = get_device(device)
-    if world > 1 and dev.type == 'cuda': dev = torch.device('cuda', torch.cuda.current_device())
-    src = train_source(images_or_samples, cfg, stream)
-    vimg = load_images(valid, cfg).to(dev) if valid is not None else None
-    st = _setup(cfg, src, make_tasks(cfg, tasks), dev, ckpt)
-    st.update(clip=clip, rank=rank, world=world, step=0, epoch=0, perm=None, n_images=len(src))
-    pos, history = _restore(st, ckpt, len(src), checkpoint_path(out_dir)) if ckpt else (0, {'train': [], 'valid': []})
-    model, tasks, total = st['model'], st['tasks'], st['total']
-    if world > 1: st['fwd'] = torch.nn.parallel.DistributedDataParallel(
-        _Joint(model), device_ids=[dev.index] if dev.type == 'cuda' else None,
-        find_unused_parameters=cfg.top_k > 0, broadcast_buffers=False)   # top-k leaves some experts idle
-    if src.images is not None: src.images = src.images.to(dev)
-    save = lambda pos: save_checkpoint(checkpoint_path(out_dir), model, tasks, cfg, history=history, train_state=_train_state(st, pos))
-    bar = progress_bar(total=total, initial=st['step'], disable=not progress or rank != 0, desc='fit', unit='step')
-    model.train()
+    if resume and out_dir is None: raise ValueError('resume=True needs out_dir, the run folder to continue')
+    vimg = load_images(valid, cfg) if valid is not None else None
+    st = init_training(cfg, images_or_samples, device, tasks, clip, stream, resume_from=out_dir if resume else None)
+    if vimg is not None: vimg = vimg.to(st.device)
+    save = lambda: save_checkpoint(checkpoint_path(out_dir), st.model, st.tasks, cfg,
+                                   history=st.history, train_state=_train_state(st))
+    bar = progress_bar(total=st.total, initial=st.step, disable=not progress or st.rank != 0, desc='fit', unit='step')
+    st.model.train()
     with _stop_on_sigterm(st):
-        while st['step'] < total:
-            if st['perm'] is None: st['perm'], pos = torch.randperm(len(src), generator=st['gen']), 0
-            batches = st['perm'].split(cfg.batch_size)
-            while pos < len(batches) and st['step'] < total:
-                rec, stop = _train_step(st, src.batch(batches[pos]).to(dev), st['step'])
-                history['train'].append({'epoch': st['epoch'], **rec}); st['step'] += 1; pos += 1; bar.update()
-                if st['step'] % log_every == 0 or st['step'] == total:
-                    bar.set_postfix({n[:8]: f'{rec[n]:.3f}' for n in tasks})
-                if stop: _interrupted(st, out_dir, save(pos) if out_dir is not None else None)
-                if checkpoint_every and st['step'] % checkpoint_every == 0 and pos < len(batches) and out_dir is not None:
-                    st['ckpt'] = save(pos)
-            if vimg is not None: history['valid'].append({'epoch': st['epoch'], **valid_losses(model, tasks, cfg, vimg, seed=cfg.seed + 1)})
-            st['epoch'] += 1; st['perm'], pos = None, 0
-            if out_dir is not None: st['ckpt'] = save(pos)
-    bar.close(); model.eval()
-    if out_dir is not None: write_run_files(out_dir, cfg, history, model, tasks, _train_state(st, pos))
-    return TrainResult(model, tasks, history, cfg, out_dir)
-
-def _interrupted(st, out_dir, path):
-    msg = f"training stopped by {st['stop']} after step {st['step']} of {st['total']}"
-    if path is None: raise TrainingInterrupted(msg + ' (no out_dir: nothing saved)')
-    raise TrainingInterrupted(f'{msg}; checkpoint written to {path}: continue with `mtlmad train --resume {out_dir}` '
-                              'or fit(..., out_dir, resume=True)')
+        while st.step < st.total:
+            if st.perm is None: st.perm, st.pos = torch.randperm(st.n_images, generator=st.generator), 0
+            batches = st.perm.split(cfg.batch_size)
+            while st.pos < len(batches) and st.step < st.total:
+                rec = train_step(st, st.source.batch(batches[st.pos]).to(st.device))
+                st.history['train'].append({'epoch': st.epoch, **rec}); st.pos += 1; bar.update()
+                if st.step % log_every == 0 or st.step == st.total:
+                    bar.set_postfix({n[:8]: f'{rec[n]:.3f}' for n in st.tasks})
+                if st.stop: _interrupted(st, out_dir, save() if out_dir is not None else None)
+                if checkpoint_every and st.step % checkpoint_every == 0 and st.pos < len(batches) and out_dir is not None:
+                    st.last_checkpoint = save()
+            if vimg is not None:
+                losses = valid_losses(st.model, st.tasks, cfg, vimg, seed=cfg.seed + 1)
+                st.history['valid'].append({'epoch': st.epoch, **losses})
+            st.epoch += 1; st.perm, st.pos = None, 0
+            if out_dir is not None: st.last_checkpoint = save()
+    bar.close(); st.model.eval()
+    if out_dir is not None: write_run_files(out_dir, cfg, st.history, st.model, st.tasks, _train_state(st))
+    return TrainResult(st.model, st.tasks, st.history, cfg, out_dir)

@@ -23,8 +23,8 @@ SCRIPT = textwrap.dedent("""
     cfg = MTLConfig.from_json(sys.argv[3])
     x = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(1))
     if mode == 'slow':   # slow each step down so the test can stop the run in the middle (numbers unchanged)
-        step = T._train_step
-        T._train_step = lambda *a: (time.sleep(0.25), step(*a))[1]
+        step = T.train_step
+        T.train_step = lambda *a: (time.sleep(0.25), step(*a))[1]
     T.fit(cfg, x, out_dir=out, progress=False, device='cpu', checkpoint_every=2, resume=mode == 'resume')
 """)
 
