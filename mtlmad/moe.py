@@ -23,6 +23,7 @@ def _gn(ch: int # channels to normalise
     "GroupNorm with up to 8 groups (a divisor of `ch`)."
     return nn.GroupNorm(math.gcd(8, ch), ch)
 
+# %% ../nbs/04_moe.ipynb #4a9396d5
 def conv_norm_act(c_in: int, # input channels
                   c_out: int, # output channels
                   stride: int = 1, # 2 halves the resolution
@@ -80,20 +81,22 @@ class MoEBlock(nn.Module):
         self.experts = nn.ModuleList(Expert(ch) for _ in range(n_experts))
         self.gates = nn.ModuleDict({t: ExpertGate(ch, n_experts, top_k) for t in tasks})
 
-    def _mix(self, x: torch.Tensor, gates: list[torch.Tensor]) -> list[torch.Tensor]:
-        "One output per gate set (each (B, E)) over the same input: the weighted sum of the experts."
-        outs = [None] * len(gates)
-        used = torch.stack([g > 0 for g in gates]).any(0)   # (B, E): is expert e needed for image b?
-        for e, expert in enumerate(self.experts):
-            idx = used[:, e].nonzero().squeeze(1)
-            if idx.numel() == 0: continue
-            full = idx.numel() == x.shape[0]
-            y = expert(x if full else x[idx])
-            for i, g in enumerate(gates):
-                w = g[:, e].to(y.dtype).view(-1, 1, 1, 1)
-                part = y * w if full else torch.zeros_like(x).index_add(0, idx, y * w[idx])
-                outs[i] = part if outs[i] is None else outs[i] + part
-        return outs
+# %% ../nbs/04_moe.ipynb #53cb8c4b
+@patch
+def _mix(self: MoEBlock, x: torch.Tensor, gates: list[torch.Tensor]) -> list[torch.Tensor]:
+    "One output per gate set (each (B, E)) over the same input: the weighted sum of the experts."
+    outs = [None] * len(gates)
+    used = torch.stack([g > 0 for g in gates]).any(0)   # (B, E): is expert e needed for image b?
+    for e, expert in enumerate(self.experts):
+        idx = used[:, e].nonzero().squeeze(1)
+        if idx.numel() == 0: continue
+        full = idx.numel() == x.shape[0]
+        y = expert(x if full else x[idx])
+        for i, g in enumerate(gates):
+            w = g[:, e].to(y.dtype).view(-1, 1, 1, 1)
+            part = y * w if full else torch.zeros_like(x).index_add(0, idx, y * w[idx])
+            outs[i] = part if outs[i] is None else outs[i] + part
+    return outs
 
 # %% ../nbs/04_moe.ipynb #b5982078
 class TaskHead(nn.Module):
@@ -140,18 +143,32 @@ class MTLModel(nn.Module):
         self._gate_sum = {t: torch.zeros(self.cfg.n_moe_blocks, self.cfg.n_experts) for t in self.tasks}
         self._gate_n = {t: 0 for t in self.tasks}
 
-    def routing_stats(self) -> dict[str, np.ndarray]:
-        "Mean gate weight per task: (n_moe_blocks, n_experts) arrays (NaN before any forward)."
-        return {t: (self._gate_sum[t] / self._gate_n[t]).numpy() if self._gate_n[t] else
-                np.full((self.cfg.n_moe_blocks, self.cfg.n_experts), np.nan, np.float32) for t in self.tasks}
-
 # %% ../nbs/04_moe.ipynb #748726f0
 def _check_input(self, task, x):
+    "Fail with a clear message unless `task` is one of the model's and `x` an image batch its stem can take."
     if task not in self.heads: raise KeyError(f'unknown task {task!r}; this model has tasks {self.tasks}')
     if x.ndim != 4 or x.shape[1] != self.cfg.channels or x.shape[-1] % 8 or x.shape[-2] % 8:
         raise ValueError(f'task {task!r}: expected input (B, {self.cfg.channels}, H, W) with H and W divisible '
                          f'by 8, got {tuple(x.shape)}')
 
+# %% ../nbs/04_moe.ipynb #1f83d9d1
+@patch
+def _record(self: MTLModel, gates, inputs):
+    "Keep the last per-image gates and add them to the running routing statistics."
+    for t, gs in gates.items():
+        g = (torch.stack(gs, 1) if gs else inputs[t].new_zeros(inputs[t].shape[0], 0, self.cfg.n_experts))
+        g = g.detach().float()
+        self.last_gates[t] = g
+        self._gate_sum[t] += g.sum(0).cpu(); self._gate_n[t] += g.shape[0]
+
+# %% ../nbs/04_moe.ipynb #9f31db7c
+@patch
+def routing_stats(self: MTLModel) -> dict[str, np.ndarray]:
+    "Mean gate weight per task: (n_moe_blocks, n_experts) arrays (NaN before any forward)."
+    return {t: (self._gate_sum[t] / self._gate_n[t]).numpy() if self._gate_n[t] else
+            np.full((self.cfg.n_moe_blocks, self.cfg.n_experts), np.nan, np.float32) for t in self.tasks}
+
+# %% ../nbs/04_moe.ipynb #7b833ba1
 @patch
 def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor] # task -> input (B, C, S, S)
                   ) -> dict[str, torch.Tensor]:
@@ -180,15 +197,7 @@ def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor] # task -> inpu
     self._record(gates, inputs)
     return {t: self.heads[t](feats[t], skips[t], inputs[t]) for t in tasks}
 
-@patch
-def _record(self: MTLModel, gates, inputs):
-    "Keep the last per-image gates and add them to the running routing statistics."
-    for t, gs in gates.items():
-        g = (torch.stack(gs, 1) if gs else inputs[t].new_zeros(inputs[t].shape[0], 0, self.cfg.n_experts))
-        g = g.detach().float()
-        self.last_gates[t] = g
-        self._gate_sum[t] += g.sum(0).cpu(); self._gate_n[t] += g.shape[0]
-
+# %% ../nbs/04_moe.ipynb #bb64db14
 @patch
 def forward(self: MTLModel, x: torch.Tensor, # input (B, C, S, S)
              task: str, # which task's head
@@ -197,21 +206,28 @@ def forward(self: MTLModel, x: torch.Tensor, # input (B, C, S, S)
     return self.forward_tasks({task: x})[task]
 
 # %% ../nbs/04_moe.ipynb #cf7da37d
-def _n(mod: nn.Module) -> int: return sum(p.numel() for p in mod.parameters() if p.requires_grad)
+def _n(mod: nn.Module # any module
+      ) -> int:
+    "Trainable parameters of `mod`."
+    return sum(p.numel() for p in mod.parameters() if p.requires_grad)
 
+# %% ../nbs/04_moe.ipynb #02cb7f30
 @patch(as_prop=True)
 def n_params(self: MTLModel) -> int:
     "Trainable parameters of the model."
     return _n(self)
 
+# %% ../nbs/04_moe.ipynb #c78ac4ff
 @patch
 def describe(self: MTLModel) -> str:
     "A short text summary: configuration and parameters per part."
     c = self.cfg
     routing = 'dense' if not 0 < c.top_k < c.n_experts else f'top-{c.top_k}'
-    experts = sum(_n(b.experts) for b in self.blocks); gates = sum(_n(b.gates) for b in self.blocks)
+    stem = _n(self.stem1) + _n(self.stem2) + _n(self.stem3)
+    experts = sum(_n(b.experts) for b in self.blocks)
+    gates = sum(_n(b.gates) for b in self.blocks)
     lines = [f'MTLModel: {len(self.tasks)} task(s), {c.n_moe_blocks} MoE block(s) x {c.n_experts} expert(s), '
              f'{routing} routing, width {c.width}, {c.channels} channel(s) in',
-             f'  stem     {_n(self.stem1) + _n(self.stem2) + _n(self.stem3):>9,}', f'  experts  {experts:>9,}', f'  gates    {gates:>9,}']
+             f'  stem     {stem:>9,}', f'  experts  {experts:>9,}', f'  gates    {gates:>9,}']
     lines += [f'  head {t:<14} {_n(h):>9,}  -> {self.out_channels[t]} channel(s)' for t, h in self.heads.items()]
     return '\n'.join(lines + [f'  total    {self.n_params:>9,}'])

@@ -155,7 +155,7 @@ class Scorer:
                  scoring: ScoringConfig | dict | None = None, # the scoring settings (default `ScoringConfig()`; a dict: some fields)
                  device='auto',
                  reference: Reference | dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
-                 inputs: dict | None = None, # the normal images' `mtlmad.datasets.input_record` (from `calibrate` or a checkpoint)
+                 inputs: dict | None = None, # the normal images' `mtlmad.data.images.input_record` (from `calibrate` or a checkpoint)
                 ):
         self.model, self.tasks, self.norms = model, tasks, norms or {}
         self.scoring = scoring if isinstance(scoring, ScoringConfig) else ScoringConfig.from_dict(scoring or {})

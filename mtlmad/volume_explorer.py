@@ -29,7 +29,7 @@ def take_slice(a: np.ndarray, # (X,Y,Z) in RAS order
                axis: str, # 'axial', 'coronal' or 'sagittal'
                k: int, # slice index along it
               ) -> np.ndarray:
-    "One upright slice, as `mtlmad.volumes.volume_slices(a, axis)[k]` but without slicing the whole volume."
+    "One upright slice, as `mtlmad.data.volume_io.volume_slices(a, axis)[k]` but without slicing the whole volume."
     return np.take(a, k, AXES[axis]).T[::-1]
 
 def _aspect(rgb: np.ndarray, row_mm: float, col_mm: float, scale: float) -> np.ndarray:
@@ -95,8 +95,8 @@ def curve_background(scores: np.ndarray, # (N,) per-slice scores (NaN: not score
 # %% ../nbs/09b_volume_explorer.ipynb #56620fbc
 class VolumeExplorer:
     "Browse a scored volume slice by slice: fused and per-task maps, three orthogonal views, the per-slice score curve."
-    def __init__(self, vol, # a `Volume` (mtlmad.volumes.read_volume)
-                 vs, # its `VolumeScore` (mtlmad.volumes.score_volume)
+    def __init__(self, vol, # a `Volume` (mtlmad.data.volume_io.read_volume)
+                 vs, # its `VolumeScore` (mtlmad.volume_jobs.score_volume)
                  truth: np.ndarray | None = None, # (X,Y,Z) bool ground truth on the volume's grid, or None
                  zoom: float | None = None, # panel pixels per slice pixel (default: panels about 200 px wide)
                  border: float = 0.15, # the views cross at the map's maximum deeper than this share of the slice's largest depth

@@ -74,11 +74,11 @@ mtlmad evaluate --run {name} --out report      # builds the demo data afresh and
 A bare `{name}` means this run unless a file or folder called `{name}` exists where you run: a local path wins.
 
 ## What it was trained on
-The demo data of `mtlmad make-data` (`mtlmad.datasets.make_demo_data`, image size {image_size}, seed {data_seed}):
+The demo data of `mtlmad make-data` (`mtlmad.data.brain.make_demo_data`, image size {image_size}, seed {data_seed}):
 axial slices of **one** brain, the Colin27 T1 template embedded in mtlmad (`mtlmad/data/README.md`), skull-stripped
 and split by slab. The {n_train} normal slices of the train split trained it; {n_calibration} held-out normal slices
 ({calibration}) calibrated its scores. The test split holds {images} slices, {anomalous} of them with synthetic lesions
-pasted in (`mtlmad.lesions`); no real lesion was seen in training or testing.
+pasted in (`mtlmad.data.lesions`); no real lesion was seen in training or testing.
 
 ## How it was trained
 The demo schedule of `mtlmad demo` (`MTLConfig(**DEMO_CONFIG)`, the library's defaults), on the CPU with one thread:
