@@ -1,10 +1,21 @@
 """The ablation log's runner: train one configuration per seed, choose on the validation split, report the test split.
 
-    python bench/ablate.py --name NAME [--data DIR] [--seeds 0,1,2] [--set key=value ...] [--scorings local,foreground,whole]
-                           [--save DIR] [--log bench/ablation.jsonl] [--threads 1]
-    python bench/ablate.py --rescore DIR/NAME_s0.pt [...] [--scorings ...]    (score saved models again)
+    python bench/ablate.py --name NAME [--data DIR] [--seeds 0,1,2] [--set key=value ...] [--scorer JSON] [--fusion-tasks a,b]
+                           [--runs DIR] [--log bench/ablation.jsonl] [--threads 1]
+    python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...]   (score run folders again)
     python bench/ablate.py --table bench/ablation.jsonl [--out bench/ablation.md] (the table, mean ± std over seeds)
     python bench/ablate.py --compare NAME_A NAME_B [--log ...]  (paired validation differences, fold by fold and seed by seed)
+
+bench is a client of mtlmad's public jobs: each seed is an ordinary run folder trained by `mtlmad.jobs.train_run`
+(what `mtlmad train` does: held-out normals calibrate, up to 256 training normals calibrate each location), kept as
+`RUNS/NAME_sSEED` (`NAME_foldK_sSEED` with `--fold K`; `--runs` defaults to a temporary folder, removed at the end).
+It is scored by `mtlmad.jobs.open_scorer` and measured by `mtlmad.jobs.task_metrics` on the valid and the test split,
+as `mtlmad evaluate` (`mtlmad.jobs.evaluate_run`) measures it: a logged test figure is the one `mtlmad evaluate` reports.
+`--scorer` (JSON `ScoringConfig` fields, e.g. `{"k": 5, "floor": 0.25}`) and `--fusion-tasks` change the scoring:
+settings that act after the calibration (`mtlmad.jobs.FUSION_SETTINGS`: fusion, fusion_tasks, sigma) go to
+`open_scorer`; any other calibrates the run again under them with `mtlmad.jobs.calibrate_run`, as `train_run` did.
+`--rescore` scores run folders again (from earlier `--runs`, or any `mtlmad train` run), on the data each recorded
+unless `--data` is given.
 
 `--fold K` (1, 2 or 3) trains and validates on the demo data with its three validation slabs placed elsewhere
 (`FOLDS`): the test slabs and every test file stay the same, training keeps 84 slices. Fold 0 is the shipped split.
@@ -13,26 +24,26 @@ shipped validation split has none; a choice is made on all four folds, three see
 
 Each `--set` overrides one MTLConfig field, its value read as JSON (e.g. `--set steps=600`,
 `--set 'tasks=["inpaint","denoise"]'`, `--set 'task_options={"pseudo_anomaly":{"kinds":["foreign"]}}'`).
-Every trained model is scored once per `--scorings` entry: 'whole' (one mean and spread per task, the whole
-image), 'foreground' (the same, foreground only), 'local' (per-location calibration against the k most similar
-training normals, foreground only: the default). Validation (the valid split: held-out normals and their lesioned
-copies) and test figures are both written, one JSON line per model and scoring, so every row of the ablation
-table can be traced to its command. Choices are made on validation; test is only reported."""
-import argparse, functools, json, os, sys, time
+Every model is scored the way the package scores ('local': per-location calibration against the k most similar
+training normals, foreground only). The log's older rows also hold 'whole' and 'foreground' (one mean and spread
+per task, no per-location reference), which `ScoringConfig` cannot express: they are no longer offered.
+Validation (the valid split: held-out normals and their lesioned copies) and test figures are both written, one JSON
+line per model, so every row of the ablation table can be traced to its command. Choices are made on validation;
+test is only reported."""
+import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from mtlmad.checkpoint import read_run_record, run_data, run_folder, update_run_record
 from mtlmad.core import MTLConfig
 from mtlmad.datasets import make_demo_data, slab_split
-from mtlmad.datasets import load_split
-from mtlmad.jobs import task_metrics
+from mtlmad.jobs import FUSION_SETTINGS, calibrate_run, load_run_split, open_scorer, task_metrics, train_run
 from mtlmad.metrics import as_percent, image_metrics
-from mtlmad.score import Scorer, ScoringConfig
-from mtlmad.train import fit
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
+SCORINGS = ('local',)   # the package's scoring; 'whole' and 'foreground' rows of older logs cannot be made again
 
 # Where each fold's three validation slabs (5 slices each) start, as slice indices of the embedded MRI (0 = skull base).
 FOLDS = {1: (3, 57, 125), 2: (20, 74, 107), 3: (38, 91, 127)}
@@ -81,33 +92,51 @@ def compare(log: Path, a: str, b: str) -> str:
 
 
 def evaluate(scorer, es) -> dict:
-    "Fused and per-task metrics of one split, in percent; `fused_max` scores images by the fused map's maximum."
+    "Fused and per-task metrics of one split, in percent (`task_metrics`); `fused_max` scores images by the fused map's maximum."
     res = scorer.score(es.images)
     out = task_metrics(es, res, scorer.sigma)
     out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma).scores))
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def splits(data: Path, size: int, channels: int, intensity: str = 'none') -> tuple:
-    "The train (normals), valid and test splits, read once per data folder and size."
-    return tuple(load_split(data, s, size, channels, normal_only=s == "train", intensity=intensity) for s in ("train", "valid", "test"))
+def run_scorer(run: Path, settings: dict, data=None):
+    "The run's calibrated scorer as `mtlmad evaluate` opens it; settings past `FUSION_SETTINGS` calibrate it again."
+    if set(settings) <= set(FUSION_SETTINGS): return open_scorer(run, 'cpu', settings)
+    return calibrate_run(run, settings, data, device='cpu')
 
 
-def score_model(rec: dict, model, tasks, data: Path, scorings: str, log: str, fusion_tasks=None, scorer_kw=None):
-    "Score one trained model on the valid and test splits with each scoring; append a log line for each."
-    train, valid, test = splits(data, model.cfg.image_size, model.cfg.channels, model.cfg.intensity)
-    for scoring in scorings.split(','):
-        if scoring not in ('whole', 'foreground', 'local'): raise SystemExit(f'unknown scoring {scoring!r}: whole, foreground or local')
-        settings = ScoringConfig.from_dict({'foreground_only': scoring != 'whole', 'fusion_tasks': fusion_tasks or model.cfg.fused,
-                                            **(scorer_kw or {})})   # --scorer: a JSON dict of ScoringConfig fields
-        sc = Scorer(model, tasks, device='cpu', scoring=settings)
-        sc.calibrate(valid.normals(), train.images if scoring == 'local' else None)
-        r = dict(rec, name=f"{rec['name']}/{scoring}", scoring=scoring, scorer=scorer_kw or {}, fusion_tasks=sc.fusion_tasks, data=str(data),
-                 valid=evaluate(sc, valid), test=evaluate(sc, test))
-        with open(log, 'a') as f: f.write(json.dumps(r) + '\n')
-        show = lambda d: ' '.join(f"{k}={d[k].get('image_auroc', 0):.1f}/{d[k].get('pixel_auroc', 0):.1f}/{d[k].get('aupro', 0):.1f}" for k in d)
-        print(f"[{r['name']} seed {r['seed']}] VALID {show(r['valid'])}\n    TEST {show(r['test'])}", flush=True)
+def score_run(run: Path, rec: dict, log: str, data=None, fusion_tasks=None, scorer_kw=None) -> dict:
+    "Score one run folder on the valid and test splits (of `data`, default the run's own); append its log line."
+    data = Path(data) if data else run_data(run)
+    sc = run_scorer(run, {**(scorer_kw or {}), **({'fusion_tasks': fusion_tasks} if fusion_tasks else {})}, data)
+    valid, test = (load_run_split(run, sc.cfg, data, s) for s in ('valid', 'test'))
+    r = dict(rec, name=f"{rec['name']}/local", scoring='local', scorer=scorer_kw or {}, fusion_tasks=sc.fusion_tasks, data=str(data),
+             valid=evaluate(sc, valid), test=evaluate(sc, test))
+    with open(log, 'a') as f: f.write(json.dumps(r) + '\n')
+    show = lambda d: ' '.join(f"{k}={d[k].get('image_auroc', 0):.1f}/{d[k].get('pixel_auroc', 0):.1f}/{d[k].get('aupro', 0):.1f}" for k in d)
+    print(f"[{r['name']} seed {r['seed']}] VALID {show(r['valid'])}\n    TEST {show(r['test'])}", flush=True)
+    return r
+
+
+def train_seed(name: str, seed: int, over: dict, data: Path, runs: Path, command: str, tag: str = '') -> tuple[Path, dict]:
+    "Train one seed as an ordinary run folder `runs/NAME{tag}_sSEED` (`train_run`); its log record goes into the run's run.json."
+    cfg = MTLConfig(seed=seed).replace(**over)
+    run = runs / f'{name}{tag}_s{seed}'
+    if run.exists(): raise SystemExit(f'{run} exists already: choose another --runs folder or --name')
+    t0 = time.time()
+    train_run(data, run, cfg, device='cpu', progress=False)
+    rec = dict(name=name, seed=seed, config=over, fit_s=round(time.time() - t0, 1),
+               steps=cfg.total_steps(read_run_record(run)['n_train']), command=command)
+    update_run_record(run, ablation=rec)
+    return run, rec
+
+
+def rescore_record(run: Path) -> dict:
+    "The log record of a run trained by this script, or one made from the run's own config."
+    rd = read_run_record(run)
+    if 'ablation' in rd: return rd['ablation']
+    cfg = MTLConfig.from_dict(json.loads((run_folder(run) / 'config.json').read_text()))
+    return dict(name=run_folder(run).name.rsplit('_s', 1)[0], seed=cfg.seed, config={}, steps=cfg.total_steps(rd.get('n_train', 0)))
 
 
 def table(log: Path) -> str:
@@ -128,41 +157,38 @@ def table(log: Path) -> str:
     return '\n'.join(out)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--name'); ap.add_argument('--data', default=None)
     ap.add_argument('--seeds', default='0,1,2'); ap.add_argument('--set', action='append', default=[])
-    ap.add_argument('--scorings', default='local', help='comma list of: whole, foreground, local')
+    ap.add_argument('--scorings', default='local', help=f'comma list of: {", ".join(SCORINGS)} (the package\'s scoring)')
     ap.add_argument('--scorer', type=json.loads, default=None,
-                    help='scoring settings other than the defaults, as JSON ScoringConfig fields (e.g. k, sigma, score_sigma, floor)')
-    ap.add_argument('--fusion-tasks', default=None, help='comma list of the tasks that enter the fusion (default: all)')
+                    help='scoring settings other than the run\'s, as JSON ScoringConfig fields (e.g. k, sigma, score_sigma, floor)')
+    ap.add_argument('--fusion-tasks', default=None, help='comma list of the tasks that enter the fusion (default: the run\'s)')
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head')
     ap.add_argument('--fold', type=int, default=0, help='demo data with fold K\'s validation slabs (see FOLDS; 0: as shipped)')
     ap.add_argument('--compare', nargs=2, default=None, metavar=('NAME_A', 'NAME_B'), help='paired validation differences of two runs in the log')
-    ap.add_argument('--save', default=None, help='folder to save each trained model in (to score it again later)')
-    ap.add_argument('--rescore', nargs='+', default=None, help='saved models to score again (no training)')
+    ap.add_argument('--runs', default=None, help='folder that keeps each trained run folder NAME_sSEED (default: a temporary folder)')
+    ap.add_argument('--rescore', nargs='+', default=None, metavar='RUN', help='run folders to score again (no training)')
     ap.add_argument('--table', default=None, help='print the table of a log'); ap.add_argument('--out', default=None)
     ap.add_argument('--log', default='bench/ablation.jsonl'); ap.add_argument('--threads', type=int, default=1)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     if a.table:
         md = table(Path(a.table)); print(md)
         if a.out: Path(a.out).write_text(md + '\n')
         return
     if a.compare:
         print(compare(Path(a.log), *a.compare)); return
+    bad = [s for s in a.scorings.split(',') if s not in SCORINGS]
+    if bad: raise SystemExit(f'--scorings {",".join(bad)}: only {", ".join(SCORINGS)} (the package\'s per-location scoring) is offered; '
+                             "'whole' and 'foreground' had no per-location reference, which mtlmad's ScoringConfig cannot express")
     torch.set_num_threads(a.threads)
-    tmp = Path(os.environ.get('TMPDIR', '/tmp'))
-    folder = tmp / f'mtlmad_demo_{"skull" if a.keep_skull else "brain"}{f"_fold{a.fold}" if a.fold else ""}'
-    data = Path(a.data) if a.data else make_demo_data(folder, valid_ungood=3, keep_skull=a.keep_skull, overwrite=True, split=fold_split(a.fold))
+    command = ' '.join(sys.argv if argv is None else ['bench/ablate.py', *argv])
     ft = a.fusion_tasks.split(',') if a.fusion_tasks else None
     if a.rescore:
-        for f in a.rescore:
-            ck = torch.load(f, weights_only=False)   # our own files, written by --save
-            ck['model'].cfg = MTLConfig.from_dict(ck['cfg'])
-            stem, seed = Path(f).stem.rsplit('_s', 1)
-            rec = ck.get('rec') or dict(name=stem, seed=int(seed), config={}, steps=ck['cfg']['steps'])
-            score_model(dict(rec, command=' '.join(sys.argv), name=a.name or rec['name']), ck['model'], ck['tasks'], data, a.scorings, a.log, ft,
-                        a.scorer)
+        for run in map(Path, a.rescore):
+            rec = rescore_record(run)
+            score_run(run, dict(rec, command=command, name=a.name or rec['name']), a.log, a.data, ft, a.scorer)
         return
     if not a.name: raise SystemExit('--name is needed to train')
     over = {}
@@ -170,15 +196,14 @@ def main():
         k, v = kv.split('=', 1)
         try: over[k] = json.loads(v)
         except json.JSONDecodeError: over[k] = v
-    for seed in [int(s) for s in a.seeds.split(',')]:
-        cfg = MTLConfig(seed=seed).replace(**over)
-        train = splits(data, cfg.image_size, cfg.channels, cfg.intensity)[0]
-        t0 = time.time()
-        res = fit(cfg, train.images, progress=False, device='cpu')
-        rec = dict(name=a.name, seed=seed, config=over, fit_s=round(time.time() - t0, 1), steps=cfg.total_steps(len(train)),
-                   command=' '.join(sys.argv))
-        if a.save: torch.save({'model': res.model, 'tasks': res.tasks, 'cfg': cfg.to_dict(), 'rec': rec}, Path(a.save) / f'{a.name}_s{seed}.pt')
-        score_model(rec, res.model, res.tasks, data, a.scorings, a.log, ft, a.scorer)
+    tmp = Path(os.environ.get('TMPDIR', '/tmp'))
+    folder = tmp / f'mtlmad_demo_{"skull" if a.keep_skull else "brain"}{f"_fold{a.fold}" if a.fold else ""}'
+    data = Path(a.data) if a.data else make_demo_data(folder, valid_ungood=3, keep_skull=a.keep_skull, overwrite=True, split=fold_split(a.fold))
+    with tempfile.TemporaryDirectory(prefix='mtlmad-ablate-') as scratch:
+        runs = Path(a.runs or scratch)
+        for seed in [int(s) for s in a.seeds.split(',')]:
+            run, rec = train_seed(a.name, seed, over, data, runs, command, f'_fold{a.fold}' if a.fold else '')
+            score_run(run, rec, a.log, data, ft, a.scorer)
 
 
 if __name__ == '__main__': main()

@@ -4,13 +4,15 @@
                             [--intensity none|percentile]
                             [--device auto] [--variants fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs]
                             [--baseline-epochs 100]
-                            [--threads N] [--out FILE.json]
+                            [--threads N] [--runs DIR] [--out FILE.json]
     python bench/quality.py --merge A.json B.json [...] --out FILE.json
 
 Variants (all trained on the same normal training images, calibrated on the same held-out normals, scored on the
-same test split):
+same test split). The mtlmad variants are ordinary run folders: trained and calibrated by `mtlmad.jobs.train_run`,
+scored by `mtlmad.jobs.open_scorer` and `task_metrics`, as `mtlmad train` and `mtlmad evaluate` do (`--runs DIR` keeps
+them as DIR/VARIANT_sSEED; by default they go to a temporary folder, removed at the end):
   fused        the joint multi-task MoE model (MTLConfig defaults but --steps/--epochs/--image-size), calibrated per
-               location against its training normals, the fused tasks' z-scores averaged
+               location against (up to 256 of) its training normals, the fused tasks' z-scores averaged
   single       one model per default proxy task: the same model and schedule with MTLConfig(tasks=(t,)) (rows single:<task>)
   single:<t>   just that task alone
   dense        the joint model without MoE: n_experts=1, width raised so the parameter count matches the MoE model's
@@ -28,21 +30,18 @@ mean ± std over the seeds (population std, ddof=0). Writes FILE.json and FILE.m
 after every run, so an interrupted sweep keeps what it measured.
 --merge joins result files of runs that split the variants between processes (e.g. one per CPU core): they must
 agree on data, image size, epochs and seeds; the joined report lists every source command."""
-import argparse, json, os, shlex, sys, tempfile, time
+import argparse, json, os, shlex, shutil, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mtlmad.core import MTLConfig, ALL_TASKS, DEFAULT_TASKS, INTENSITY, get_device, seed_everything
-from mtlmad.datasets import make_demo_data
-from mtlmad.datasets import load_split
-from mtlmad.jobs import task_metrics, reference_subset
+from mtlmad.core import MTLConfig, ALL_TASKS, DEFAULT_TASKS, INTENSITY, get_device
+from mtlmad.datasets import load_images, load_split, make_demo_data
+from mtlmad.jobs import calibration_split, open_scorer, task_metrics, train_run
 from mtlmad.metrics import summarise, format_summary, as_percent
 from mtlmad.moe import MTLModel
-from mtlmad.score import Scorer, ScoringConfig
 from mtlmad.tasks import make_task
-from mtlmad.train import fit
 from mtlmad.baselines import fit_baseline, evaluate_baseline
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
@@ -75,16 +74,6 @@ def matched_dense_config(cfg: MTLConfig) -> tuple[MTLConfig, int, int]:
     return c, n_params(c), target
 
 
-def calibration_images(data, train, image_size, channels, intensity='none') -> tuple[torch.Tensor, torch.Tensor]:
-    "(training images, held-out normal images): the valid split's normals, else every 10th training normal (as train_run)."
-    try:
-        cal = load_split(data, 'valid', image_size, channels, normal_only=True, intensity=intensity)
-        if len(cal) >= 2: return train.images, cal.images
-    except (FileNotFoundError, ValueError): pass
-    held = torch.from_numpy(np.arange(len(train)) % 10 == 9)
-    return train.images[~held], train.images[held]
-
-
 def validation_split(data, image_size, channels, intensity='none') -> tuple[torch.Tensor, np.ndarray] | None:
     "(images, labels) of the valid split when it holds normal and anomalous images (the lookup chooses its floor on it)."
     try: v = load_split(data, 'valid', image_size, channels, intensity=intensity)
@@ -92,11 +81,9 @@ def validation_split(data, image_size, channels, intensity='none') -> tuple[torc
     return (v.images, v.labels) if set(np.unique(v.labels).tolist()) == {0, 1} else None
 
 
-def run_mtlmad(cfg: MTLConfig, train_x, cal_x, test, device) -> tuple[dict, dict]:
-    "Train, calibrate and score one mtlmad config: (fused metrics, {task: metrics of that head alone})."
-    res = fit(cfg, train_x, device=device, progress=False)
-    scorer = Scorer(res.model, res.tasks, device=device, scoring=ScoringConfig(fusion_tasks=cfg.fused))
-    scorer.calibrate(cal_x, reference_subset(train_x))
+def run_mtlmad(cfg: MTLConfig, data, test, device, run: Path) -> tuple[dict, dict]:
+    "Train, calibrate and score one mtlmad config as `mtlmad train` and `mtlmad evaluate` do: (fused metrics, {task: that head alone})."
+    scorer = open_scorer(train_run(data, run, cfg, device=device, progress=False), device)
     m = task_metrics(test, scorer.score(test.images), scorer.sigma)
     return m.pop('fused'), m
 
@@ -210,7 +197,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=None, help='dataset folder (BMAD or MVTec layout); default: demo data')
     ap.add_argument('--seeds', default='0,1,2')
-    ap.add_argument('--steps', type=int, default=None, help='optimiser steps of the mtlmad variants (default: MTLConfig().steps)')
+    ap.add_argument('--steps', type=int, default=None, help='optimiser steps of the mtlmad variants (default: the default schedule, which grows with the training images)')
     ap.add_argument('--epochs', type=int, default=None, help='a schedule in passes instead of --steps')
     ap.add_argument('--baseline-epochs', type=int, default=100, help='epochs of the trained baselines')
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head (default: brain only)')
@@ -221,6 +208,7 @@ def main():
     ap.add_argument('--variants', default='fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
     ap.add_argument('--out', type=Path, default=None)
+    ap.add_argument('--runs', type=Path, default=None, help="folder that keeps the mtlmad variants' run folders (default: a temporary folder)")
     ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
     ap.add_argument('--merge', type=Path, nargs='+', default=None, help='join these result files (runs of different variants) into --out')
     a = ap.parse_args()
@@ -234,6 +222,7 @@ def main():
     dev = get_device(a.device)
     out = a.out or Path(__file__).parent / 'results' / 'quality.json'
     t0 = time.time()
+    runs = a.runs or Path(tempfile.mkdtemp(prefix='mtlmad-bench-runs-'))   # the mtlmad variants' run folders
     say = lambda *m: print(f'[{time.time() - t0:7.1f}s]', *m, flush=True)
     data = a.data
     if data is None:
@@ -243,11 +232,12 @@ def main():
         if not data.is_dir(): ap.error(f'--data {data}: no such dataset folder')
         data_name = str(data)
     base = MTLConfig(image_size=a.image_size, epochs=a.epochs or 0, intensity=a.intensity, **({'steps': a.steps} if a.steps else {}))
-    schedule = f'{base.epochs} epochs' if base.epochs else f'{base.steps} steps'
     train = load_split(data, 'train', a.image_size, None, normal_only=True, intensity=a.intensity)
     channels = train.images.shape[1]
     base = base.replace(channels=channels)
-    train_x, cal_x = calibration_images(data, train, a.image_size, channels, a.intensity)
+    train_samples, cal_x, _ = calibration_split(data, base)   # what train_run trains and calibrates on
+    train_x = load_images(train_samples, base)
+    schedule = f'{base.epochs} epochs' if base.epochs else f'{base.total_steps(len(train_x))} steps'
     test = load_split(data, 'test', a.image_size, channels, intensity=a.intensity)
     valid = validation_split(data, a.image_size, channels, a.intensity) if any(v in LOOKUPS for v in variants) else None
     dense_cfg, dense_params, moe_params = matched_dense_config(base)
@@ -277,7 +267,7 @@ def main():
                 cfg = {'fused': base, 'dense': dense_cfg}.get(v) or base.replace(tasks=(v.split(':')[1],))
                 cfg = cfg.replace(seed=seed)
                 rec['params'] = n_params(cfg)
-                m, parts = run_mtlmad(cfg, train_x, cal_x, test, dev)
+                m, parts = run_mtlmad(cfg, data, test, dev, runs / f"{v.replace(':', '_')}_s{seed}")
                 if v == 'fused':
                     for t, pm in parts.items():
                         jp = r['joint_parts'].setdefault(f'joint:{t}', dict(runs={}, train_s=[]))
@@ -286,6 +276,7 @@ def main():
             say(f'seed {seed} {v:22s} ' + '  '.join(f"{k} {m[k]:.1f}" for k in METRICS if k in m) + f'  ({time.time() - t1:.0f} s)')
             r['wall_s'] = time.time() - t0
             text = write(out, r)
+    if not a.runs: shutil.rmtree(runs, ignore_errors=True)
     print('\n' + text)
     print(f'wrote {out} and {out.with_suffix(".md")} ({time.time() - t0:.0f} s)')
 

@@ -1,27 +1,33 @@
-"""Sensitivity of the scoring settings, measured on the validation split only, from saved models (no training).
+"""Sensitivity of the scoring settings, measured on the validation split only, from trained run folders (no training).
 
-    python bench/scoring_sweep.py DATA_DIR MODEL.pt [MODEL.pt ...] [DATA_DIR MODEL.pt ...]
+    python bench/scoring_sweep.py RUN [RUN ...]
 
-    python bench/scoring_sweep.py --around '{"score_sigma": 0.5}' --settings '[{}, {"k": 5}]' DATA_DIR MODEL.pt ...
+    python bench/scoring_sweep.py --around '{"score_sigma": 0.5}' --settings '[{}, {"k": 5}]' RUN ...
 
-`--around` applies its settings under every row (a sweep around another point than the defaults); `--settings` replaces
-the list of rows. Each data folder is followed by the models trained on it (for example one folder per fold of `bench/ablate.py
---fold`, each with its three seeds); every model is validated on its own folder's valid split.
+Each RUN is a run folder (`mtlmad train`, or kept by `bench/ablate.py --runs DIR`, e.g. one per fold of `--fold`,
+each with its three seeds), validated on the valid split of the data it recorded (`--data` for another folder).
+Every row starts from the run's own scoring (what `mtlmad.jobs.open_scorer` gives: its fused tasks, its settings)
+and changes the row's settings; `--around` applies its settings under every row (a sweep around another point than
+the run's); `--settings` replaces the list of rows. Calibration as `mtlmad.jobs.train_run` calibrates: each
+location against `reference_subset` of the training normals `calibration_split` leaves, each task's scale on the
+valid normals, so the first row (no change) is what `mtlmad evaluate --split valid` reports, for each run.
 
-MODEL.pt files are written by `bench/ablate.py --save DIR`. For each setting (k similar reference images, pixels
-eroded off the tissue's edge, map smoothing, the floor of the per-location spread, the smoothing of the reference
-statistics, the smoothing before each task's image score, a test-time flip, the fusion) it prints the validation image
-AUROC (mean of the tasks' z-scores), pixel AUROC and AUPRO, averaged over the models, and the image AUROC of each model. The test split is never read."""
+For each setting (k similar reference images, pixels eroded off the tissue's edge, map smoothing, the floor of the
+per-location spread, the smoothing of the reference statistics, the smoothing before each task's image score, a
+test-time flip, the fusion) it prints the validation image AUROC (the fused score), pixel AUROC and AUPRO, averaged
+over the runs, and the image AUROC of each run. The test split is never read."""
 import argparse, json
 from pathlib import Path
 import numpy as np
 import torch
 
-from mtlmad.datasets import load_split
+from mtlmad.checkpoint import run_data
+from mtlmad.datasets import load_images, load_split
+from mtlmad.jobs import calibration_split, open_scorer, reference_subset
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
 from mtlmad.ops import gaussian_blur
 from mtlmad.calibration import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, make_reference, region_max
-from mtlmad.score import Scorer, TaskNorm, fuse_maps, fuse_scores
+from mtlmad.score import TaskNorm, fuse_maps, fuse_scores
 
 SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(sigma=3), dict(sigma=1.5),
             dict(floor=0.25), dict(floor=1.0), dict(ref_sigma=0), dict(ref_sigma=2),
@@ -34,29 +40,29 @@ SETTINGS = [dict(), dict(k=5), dict(k=20), dict(erode=2), dict(erode=4), dict(si
 EXTRA = ('flip', 'tasks', 'scales', 'top', 'add')   # row settings the package does not have (yet); the rest are ScoringConfig's
 
 
-def split_row(row: dict) -> tuple[ScoringConfig, dict]:
-    "A row's `ScoringConfig` (its fields over mtlmad's defaults: never a copy of them) and its experimental settings."
+def split_row(row: dict, base: ScoringConfig = ScoringConfig()) -> tuple[ScoringConfig, dict]:
+    "A row's `ScoringConfig` (its fields over `base`, a run's own scoring: never a copy of it) and its experimental settings."
     fields = {k: v for k, v in row.items() if k not in EXTRA}
     extra = {k: v for k, v in row.items() if k in EXTRA}
     if 'tasks' in extra: fields['fusion_tasks'] = extra.pop('tasks')   # `tasks`: the fused tasks
     if extra.pop('add', False):   # `scales` added to each task's score: the package's own several smoothings
-        base = _sigmas(ScoringConfig.from_dict(fields).score_sigma)
-        fields['score_sigma'] = (*base, *extra.pop('scales', ()))
-    return ScoringConfig.from_dict(fields), extra
+        fields['score_sigma'] = (*_sigmas(base.replace(**fields).score_sigma), *extra.pop('scales', ()))
+    return base.replace(**fields), extra
 
 
 def _sigmas(score_sigma): return score_sigma if isinstance(score_sigma, tuple) else (score_sigma,)
 
 
-def validation_metrics(train, valid, e_train, e_valid, scoring: ScoringConfig = ScoringConfig(),
+def validation_metrics(train_images, valid, e_train, e_valid, scoring: ScoringConfig = ScoringConfig(),
                        scales=(), top=0.0) -> dict:
-    """Validation metrics of one model's errors under one scoring setting, as `Scorer` calibrates (reference: the training
-    normals; norms: the validation normals) and scores. Settings the package does not have (yet): `scales` (more smoothings
+    """Validation metrics of one model's errors under one scoring setting, as `Scorer` calibrates (reference:
+    `train_images`, the training normals `mtlmad.jobs.train_run` calibrates each location on; norms: the validation
+    normals) and scores. Settings the package does not have (yet): `scales` (more smoothings
     before each task's image score, each z-scored as a task of its own and averaged into the fusion; a row's `add` turns them
     into `ScoringConfig.score_sigma` smoothings instead, summed into the task's own score, see `split_row`), `top` (a task's image score is the mean of the top `top` fraction
     of its tissue pixels instead of their maximum)."""
     s, normal = scoring, valid.labels == 0
-    ref = make_reference(e_train, image_thumbs(train.images), foreground_masks(train.images, s.erode), floor=s.floor, k=s.k)
+    ref = make_reference(e_train, image_thumbs(train_images), foreground_masks(train_images, s.erode), floor=s.floor, k=s.k)
     z, score, fg = calibrated_errors(e_valid, valid.images, ref, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only)
     tasks = [t for t in z if s.fusion_tasks is None or t in s.fusion_tasks]
     if top: score = {t: np.sum([top_mean(gaussian_blur(z[t], g), fg, top) for g in _sigmas(s.score_sigma)], 0) for t in tasks}
@@ -80,9 +86,6 @@ def top_mean(maps: np.ndarray, fg: np.ndarray, q: float) -> np.ndarray:
     return np.asarray(out)
 
 
-DEFAULTS = ', '.join(f'{k}={v}' for k, v in ScoringConfig().to_dict().items() if k not in ('fusion', 'fusion_tasks'))
-
-
 def errors(sc, images, flip=False) -> dict:
     "The scorer's per-task error maps; with `flip`, averaged with those of the mirrored images (mirrored back)."
     e = sc.errors(images)[0]
@@ -91,41 +94,49 @@ def errors(sc, images, flip=False) -> dict:
     return {t: (e[t] + ef[t][..., ::-1]) / 2 for t in e}
 
 
-def main():
+def read_run(run, data=None) -> tuple:
+    "(scorer, training normals that calibrate each location, valid split) of a run folder, as `train_run` calibrated it."
+    sc = open_scorer(run, 'cpu')
+    data = data or run_data(run)
+    if data is None: raise SystemExit(f'{run}: the run records no data folder; give --data')
+    prep = dict(image_size=sc.cfg.image_size, channels=sc.cfg.channels, intensity=sc.cfg.intensity)
+    train, _, _ = calibration_split(data, sc.cfg)
+    return sc, reference_subset(load_images(train, sc.cfg)), load_split(data, 'valid', **prep)
+
+
+def sweep(runs: list, settings: list[dict], around: dict | None = None, data=None) -> list[list[dict]]:
+    "Validation metrics (percent) of each run under each row of settings: one list per row, one dict per run."
+    try: [split_row({**(around or {}), **row}) for row in settings]   # a setting the package does not know fails here, at once
+    except ValueError as e: raise SystemExit(f'--settings / --around: {e}')
+    flips = {bool(row.get('flip', False)) for row in settings} | {bool((around or {}).get('flip', False))}
+    out = [[] for _ in settings]
+    for run in runs:
+        sc, train, valid = read_run(run, data)
+        errs = {flip: (errors(sc, train, flip), errors(sc, valid.images, flip)) for flip in flips}   # the mirrored images run only if a row asks
+        for i, row in enumerate(settings):
+            scoring, extra = split_row({**(around or {}), **row}, sc.scoring)
+            flip = extra.pop('flip', False)
+            out[i].append(validation_metrics(train, valid, *errs[flip], scoring, **extra))
+    return out
+
+
+def main(argv=None):
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--around', type=json.loads, default={}, help='settings under every row, as JSON')
     ap.add_argument('--settings', type=json.loads, default=SETTINGS, help='the rows, as a JSON list of settings')
-    ap.add_argument('folders_and_models', nargs='+')
-    a = ap.parse_args()
-    groups = []
-    for arg in a.folders_and_models:
-        if Path(arg).is_dir(): groups.append((arg, []))
-        elif groups: groups[-1][1].append(arg)
-        else: raise SystemExit(f'{arg}: a data folder should come before its models\n\n{__doc__}')
-    if not groups or not all(files for _, files in groups): raise SystemExit(__doc__)
-    try: rows = [split_row({**a.around, **row}) for row in a.settings]   # a setting the package does not know fails here, at once
-    except ValueError as e: raise SystemExit(f'--settings / --around: {e}')
-    flips = {bool(extra.get('flip', False)) for _, extra in rows}   # the mirrored images run only if a row asks
-    errs, read = [], {}   # errs: (train, valid, {flip: (train errors, valid errors)}) per model; read: splits per folder and preparation
-    for data, files in groups:
-        for f in files:
-            ck = torch.load(f, weights_only=False)   # our own files, written by bench/ablate.py --save
-            prep = dict(image_size=ck['cfg']['image_size'], channels=ck['cfg']['channels'], intensity=ck['cfg'].get('intensity', 'none'))
-            key = (data, *prep.values())
-            if key not in read: read[key] = load_split(data, 'train', normal_only=True, **prep), load_split(data, 'valid', **prep)
-            train, valid = read[key]
-            sc = Scorer(ck['model'], ck['tasks'], device='cpu')
-            errs.append((train, valid, {flip: (errors(sc, train.images, flip), errors(sc, valid.images, flip)) for flip in flips}))
-    print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per model |\n|---|---|---|---|---|')
+    ap.add_argument('--data', default=None, help="dataset folder to validate on (default: each run's own)")
+    ap.add_argument('runs', nargs='+', metavar='RUN', help='run folders')
+    a = ap.parse_args(argv)
+    res = sweep(a.runs, a.settings, a.around, a.data)
+    print('| setting | valid image AUROC | pixel AUROC | AUPRO | image AUROC per run |\n|---|---|---|---|---|')
     if a.around: print(f'Every row also sets {a.around}.\n')
-    for row, (scoring, extra) in zip(a.settings, rows):
-        flip = extra.pop('flip', False)
-        rs = [validation_metrics(tr, va, *e[flip], scoring, **extra) for tr, va, e in errs]
+    for row, rs in zip(a.settings, res):
         mean = lambda k: f"{np.mean([r[k] for r in rs]):.1f}"
         per = ' '.join(f"{r['image_auroc']:.0f}" for r in rs)
-        name = row or ('the --around settings' if a.around else f'mtlmad defaults ({DEFAULTS})')
+        name = row or ('the --around settings' if a.around else "each run's own scoring")
         print(f"| {name} | {mean('image_auroc')} | {mean('pixel_auroc')} | {mean('aupro')} | {per} |", flush=True)
+    return res
 
 
 if __name__ == '__main__': main()

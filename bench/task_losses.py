@@ -1,16 +1,19 @@
 """Does every proxy task learn? Each task's loss after training against that of a predictor that learns nothing.
 
-    python bench/task_losses.py [--data DIR | --run RUNFOLDER] [--seeds 0] [--steps 300] [--image-size 128]
+    python bench/task_losses.py [--data DIR | --run RUN [RUN ...]] [--seeds 0] [--steps 300] [--image-size 128]
                                 [--intensity none|percentile] [--max-images 256] [--repeats 8] [--device auto] [--threads N]
                                 [--out FILE.json]
 
-For each task of a trained run (--run) or of a model trained here (MTLConfig() defaults but --steps, --image-size,
---intensity and the seed, on the normal training images of --data; default: the demo data built in a temporary folder):
+For each task of trained runs (--run: run folders, e.g. kept by `bench/ablate.py --runs`, each measured on its own
+data) or of models trained here as run folders by `mtlmad.jobs.train_run` (MTLConfig() defaults but --steps,
+--image-size, --intensity and the seed, on the normal training images of --data; default: the demo data built in a
+temporary folder):
   train      the task's training loss, mean of the last 20 steps of history['train'] (augmented training images)
-  held-out   mtlmad.train.valid_losses on held-out normal images: the valid split's normals, else every 10th training
-             normal (as train_run holds them out), at most --max-images of them evenly spaced, each entering
-             --repeats times with fresh task draws (15 validation slices give 15 rotations to guess: too few for a
-             label entropy); batches of 32, task batches drawn from a generator seeded with the training seed + 1
+  held-out   mtlmad.train.valid_losses on held-out normal images: those `mtlmad.jobs.calibration_split` gives
+             train_run (the valid split's normals, else every 10th training normal), at most --max-images of them
+             evenly spaced, each entering --repeats times with fresh task draws (15 validation slices give 15
+             rotations to guess: too few for a label entropy); batches of 32, task batches drawn from a generator
+             seeded with the training seed + 1
   trivial    the task's own loss (task.loss) on the very same task batches (task.make_batch, same generator, same
              order) of a predictor that learns nothing:
     geometry, jigsaw, tissue  'class frequencies': the best constant class distribution, logits = log of the class
@@ -23,8 +26,8 @@ For each task of a trained run (--run) or of a model trained here (MTLConfig() d
     inpaint                   'mean training image' (per pixel), and 'local mean': the input with each hidden pixel
                               filled by the Gaussian-weighted mean of the visible pixels around it (sigma: half a cell)
   ratio      held-out / trivial; 'learns?' is yes when the ratio is below 0.9
-Several --seeds train one model each; the table gives mean ± std over them. Writes FILE.json and FILE.md (default
-bench/results/task_losses.json)."""
+Several --seeds (or --run folders) give one model each; the table gives mean ± std over them. Writes FILE.json and
+FILE.md (default bench/results/task_losses.json)."""
 import argparse, json, os, shlex, shutil, sys, tempfile, time
 from functools import partial
 from pathlib import Path
@@ -35,13 +38,10 @@ import torch.nn.functional as F
 
 from mtlmad.checkpoint import load_run, read_checkpoint, run_data
 from mtlmad.core import INTENSITY, MTLConfig, get_device
-from mtlmad.datasets import load_split, make_demo_data
-from mtlmad.jobs import reference_subset
+from mtlmad.datasets import load_images, make_demo_data
+from mtlmad.jobs import calibration_split, reference_subset, train_run
 from mtlmad.ops import gaussian_blur
-from mtlmad.train import fit, valid_losses
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality import calibration_images  # noqa: E402
+from mtlmad.train import valid_losses
 
 LAST = 20        # training steps averaged for the final training loss
 LEARNS = 0.9     # held-out / trivial below this: the task learns
@@ -198,35 +198,28 @@ def write(out: Path, r: dict) -> str:
     return text
 
 
-def saved_models(a, argv) -> str:
-    "The table for models saved by `bench/ablate.py --save`, each measured on the valid normals of the folder before it."
-    if a.threads: torch.set_num_threads(a.threads)
-    per_seed, data = [], None
-    for arg in a.saved:
-        if Path(arg).is_dir(): data = arg; continue
-        if data is None: raise SystemExit(f'--saved: a data folder must come before {arg}')
-        ck = torch.load(arg, weights_only=False)   # our own files, written by bench/ablate.py --save
-        cfg = MTLConfig.from_dict(ck['cfg'])
-        prep = dict(image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity)
-        train_x = load_split(data, 'train', normal_only=True, **prep).images
-        held = reference_subset(load_split(data, 'valid', normal_only=True, **prep).images, a.max_images)
-        per_seed.append(measure(ck['model'], ck['tasks'], cfg, {}, train_x, held.repeat(max(1, a.repeats), 1, 1, 1), 'cpu', cfg.seed + 1))
-    rs = rows(per_seed)
-    text = (f"# Does every proxy task learn?\n\nCommand: `python bench/task_losses.py {shlex.join(sys.argv[1:] if argv is None else argv)}`  \n"
-            f"{len(per_seed)} saved model(s); held-out images: each data folder's valid normals, each {max(1, a.repeats)} times "
-            f"with fresh task draws. Training losses were not saved with these models (nan). 'learns?': held-out / trivial < {LEARNS} "
-            f"for every model; mean over the models.\n\n{markdown_table(rs)}\n")
-    print(text)
-    if a.out: a.out.parent.mkdir(parents=True, exist_ok=True); a.out.with_suffix('.md').write_text(text)
-    return text
+def held_out_images(data, cfg: MTLConfig, max_images: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    "(training normals, at most `max_images` held-out normals evenly spaced, where those come from), as `train_run` split them."
+    train, held, held_from = calibration_split(data, cfg)
+    return load_images(train, cfg), reference_subset(held, max_images), held_from
+
+
+def train_runs(data, cfg: MTLConfig, seeds: list[int], runs: Path, device, say) -> list[Path]:
+    "One run folder per seed, trained by `mtlmad.jobs.train_run` (what `mtlmad train` does)."
+    out = []
+    for seed in seeds:
+        out.append(train_run(data, runs / f's{seed}', cfg.replace(seed=seed), device=device, progress=False))
+        say(f'seed {seed}: trained {len(read_checkpoint(out[-1])["history"]["train"])} steps')
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--data', type=Path, default=None, help='dataset folder (BMAD or MVTec layout); default: demo data')
-    ap.add_argument('--run', type=Path, default=None, help='a trained run folder (or model.pt) to measure instead of training')
+    ap.add_argument('--data', type=Path, default=None, help="dataset folder (BMAD or MVTec layout); default: demo data (with --run: each run's own)")
+    ap.add_argument('--run', type=Path, nargs='+', default=None, metavar='RUN',
+                    help='trained run folders (or model.pt) to measure instead of training, each on its own data (e.g. bench/ablate.py --runs)')
     ap.add_argument('--seeds', default='0', help='training seeds, one model each (ignored with --run)')
-    ap.add_argument('--steps', type=int, default=None, help='optimiser steps (default: MTLConfig().steps)')
+    ap.add_argument('--steps', type=int, default=None, help='optimiser steps (default: the default schedule, which grows with the training images)')
     ap.add_argument('--image-size', type=int, default=128)
     ap.add_argument('--intensity', default='none', choices=INTENSITY, help='input preparation (MTLConfig.intensity)')
     ap.add_argument('--max-images', type=int, default=256, help='held-out images used at most (evenly spaced)')
@@ -234,57 +227,47 @@ def main(argv=None):
     ap.add_argument('--device', default='auto')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 on a busy shared CPU')
     ap.add_argument('--out', type=Path, default=None)
-    ap.add_argument('--saved', nargs='+', default=None, metavar='DATA MODEL.pt',
-                    help='models saved by bench/ablate.py --save, each after its data folder (DATA m.pt ... DATA m.pt ...): '
-                         'held-out images = each folder\'s valid normals; their training losses were not saved (nan)')
     a = ap.parse_args(argv)
-    if a.saved: return saved_models(a, argv)
     if a.threads: torch.set_num_threads(a.threads)
     dev, t0 = get_device(a.device), time.time()
     out = a.out or Path(__file__).parent / 'results' / 'task_losses.json'
     say = lambda *m: print(f'[{time.time() - t0:7.1f}s]', *m, flush=True)
-    run = load_run(a.run, device=dev) if a.run else None
-    data = a.data or (run_data(a.run) if run else None)
-    if run and data is None: ap.error(f'--run {a.run}: the run records no data folder; give --data')
-    tmp = None
-    if data is None:
-        tmp = Path(tempfile.mkdtemp(prefix='mtlmad-bench-'))
-        data = make_demo_data(tmp / 'data', image_size=a.image_size, seed=0)
-        data_name = f'demo data from the embedded MRI (make_demo_data, image_size={a.image_size}, seed=0, brain only)'
-    else:
-        if not Path(data).is_dir(): ap.error(f'data folder {data}: no such folder')
-        data_name = str(data)
-    steps = {'steps': a.steps} if a.steps else {}
-    cfg = run.cfg if run else MTLConfig(image_size=a.image_size, intensity=a.intensity, **steps)
-    train = load_split(data, 'train', cfg.image_size, cfg.channels if run else None, normal_only=True, intensity=cfg.intensity)
-    cfg = cfg.replace(channels=train.images.shape[1])
-    train_x, held_x = calibration_images(data, train, cfg.image_size, cfg.channels, cfg.intensity)
-    from_valid = len(train_x) == len(train)
-    held_x = reference_subset(held_x, a.max_images)
-    n_held, held_x = len(held_x), held_x.repeat(max(1, a.repeats), 1, 1, 1)
-    if tmp: shutil.rmtree(tmp, ignore_errors=True)   # the demo data are in memory now
-    seeds = [run.cfg.seed] if run else [int(s) for s in a.seeds.split(',')]
-    per_seed = []
-    for seed in seeds:
-        if run:
-            model, tasks, history = run.model, run.tasks, read_checkpoint(a.run).get('history') or {}
+    tmp = Path(tempfile.mkdtemp(prefix='mtlmad-bench-'))
+    try:
+        if a.run:
+            runs, datas = a.run, [a.data or run_data(r) for r in a.run]
+            missing = [str(r) for r, d in zip(runs, datas) if d is None]
+            if missing: ap.error(f'--run {", ".join(missing)}: the run records no data folder; give --data')
+            data_name = str(datas[0]) if len(set(datas)) == 1 else ', '.join(dict.fromkeys(map(str, datas)))
         else:
-            res = fit(cfg.replace(seed=seed), train_x, device=dev, progress=False)
-            model, tasks, history = res.model, res.tasks, res.history
-            say(f'seed {seed}: trained {len(history["train"])} steps')
-        per_seed.append(measure(model, tasks, cfg, history, train_x, held_x, dev, seed + 1))
+            data = a.data or make_demo_data(tmp / 'data', image_size=a.image_size, seed=0)
+            if not Path(data).is_dir(): ap.error(f'data folder {data}: no such folder')
+            data_name = str(a.data) if a.data else f'demo data from the embedded MRI (make_demo_data, image_size={a.image_size}, seed=0, brain only)'
+            cfg = MTLConfig(image_size=a.image_size, intensity=a.intensity, **({'steps': a.steps} if a.steps else {}))
+            runs = train_runs(data, cfg, [int(s) for s in a.seeds.split(',')], tmp / 'runs', dev, say)
+            datas = [data] * len(runs)
+        per_seed, seeds = [], []
+        for run, data in zip(runs, datas):
+            r = load_run(run, device=dev)
+            train_x, held_x, held_from = held_out_images(data, r.cfg, a.max_images)
+            history = read_checkpoint(run).get('history') or {}
+            per_seed.append(measure(r.model, r.tasks, r.cfg, history, train_x, held_x.repeat(max(1, a.repeats), 1, 1, 1), dev, r.cfg.seed + 1))
+            seeds.append(r.cfg.seed)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    cfg = r.cfg
     rs = rows(per_seed)
-    for r in rs: r['n_seeds'] = len(seeds)
+    for x in rs: x['n_seeds'] = len(per_seed)
     machine = (torch.cuda.get_device_name(dev) if dev.type == 'cuda'
                else f'{os.cpu_count()} CPU(s), load {[round(x, 2) for x in os.getloadavg()]}')
-    model_desc = (f'the run {a.run}' if run else 'trained here, MTLConfig() defaults') + \
+    model_desc = (f'the run(s) {", ".join(map(str, a.run))}' if a.run else 'trained here by mtlmad.jobs.train_run, MTLConfig() defaults') + \
                  f' ({cfg.image_size} px, {cfg.total_steps(len(train_x))} steps, tasks {", ".join(cfg.tasks)})'
     r = dict(command='python bench/task_losses.py ' + shlex.join(sys.argv[1:] if argv is None else argv),
-             settings=dict(data=data_name, run=str(a.run) if a.run else None, model=model_desc, seeds=seeds,
-                           n_train=len(train_x), n_held_out=n_held, repeats=max(1, a.repeats),
-                           held_out_from='valid split normals' if from_valid else 'every 10th training normal',
-                           device=str(dev), machine=machine, threads=torch.get_num_threads(), config=cfg.to_dict()),
-             rows=rs, per_seed={str(s): m for s, m in zip(seeds, per_seed)}, wall_s=round(time.time() - t0, 1))
+             settings=dict(data=data_name, run=[str(x) for x in a.run] if a.run else None, model=model_desc, seeds=seeds,
+                           n_train=len(train_x), n_held_out=len(held_x), repeats=max(1, a.repeats),
+                           held_out_from=held_from, device=str(dev), machine=machine, threads=torch.get_num_threads(),
+                           config=cfg.to_dict()),
+             rows=rs, per_seed={str(x) if a.run else str(sd): m for x, sd, m in zip(runs, seeds, per_seed)}, wall_s=round(time.time() - t0, 1))
     text = write(out, r)
     print('\n' + text)
     print(f'wrote {out} and {out.with_suffix(".md")} ({time.time() - t0:.0f} s)')

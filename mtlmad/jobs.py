@@ -16,7 +16,7 @@ from .checkpoint import (checkpoint_path, load_run, read_run_record, resolve_run
 from .data.brain import make_demo_data
 from .data.folders import dataset_info, find_samples
 from .data.images import map_to_image, model_input, read_image
-from .data.loading import EvalSet, load_images, load_split, normal_samples, train_source
+from .data.loading import EvalSet, TrainSource, load_images, load_split, normal_samples, train_source
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring
@@ -24,12 +24,17 @@ from .train import fit
 from .viz import case_grid, overlay, plot_roc, plt
 
 # %% auto #0
-__all__ = ['DEMO_CONFIG', 'QUICK_CONFIG', 'reference_subset', 'train_run', 'open_scorer', 'task_metrics', 'write_report',
-           'load_run_split', 'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
+__all__ = ['FUSION_SETTINGS', 'DEMO_CONFIG', 'QUICK_CONFIG', 'calibration_split', 'reference_subset', 'calibrated_scorer',
+           'train_run', 'open_scorer', 'calibrate_run', 'task_metrics', 'write_report', 'load_run_split',
+           'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
 
 # %% ../nbs/08b_jobs.ipynb #1a076edf
-def _calibration_split(data, cfg: MTLConfig, train: list) -> tuple[list, torch.Tensor, str]:
-    "The training samples, and held-out normal images (a tensor) for calibration."
+def calibration_split(data, # dataset folder (BMAD or MVTec layout)
+                      cfg: MTLConfig, # its image size, channels and input preparation
+                      train: list | None = None, # the training samples (default: the folder's normal training samples)
+                     ) -> tuple[list, torch.Tensor, str]:
+    "The samples that train, the held-out normal images (a tensor) that calibrate, and where those come from."
+    train = normal_samples(data, 'train') if train is None else train
     try:
         cal = load_split(data, 'valid', cfg.image_size, cfg.channels, normal_only=True, intensity=cfg.intensity)
         if len(cal) >= 2: return train, cal.images, 'valid split normals'
@@ -53,6 +58,18 @@ def reference_subset(items, # normal training images (N,C,S,S), their samples or
     idx = torch.linspace(0, len(items) - 1, n).round().long()
     return items[idx] if isinstance(items, torch.Tensor) else [items[i] for i in idx.tolist()]
 
+# %% ../nbs/08b_jobs.ipynb #05a69716
+def calibrated_scorer(model, # the trained joint model
+                      tasks: dict, # task name -> ProxyTask
+                      train: TrainSource, # the training normals (`mtlmad.datasets.train_source`): up to 256 calibrate each location
+                      normal_images: torch.Tensor, # held-out normals (`calibration_split`): each task's scale
+                      scoring: ScoringConfig | dict | None = None, # the scoring settings (default `ScoringConfig()`)
+                      device='auto') -> Scorer:
+    "A `Scorer` calibrated the way every run is: each location on `reference_subset` of the training normals, each task on held-out normals."
+    scorer = Scorer(model, tasks, scoring=scoring, device=device)
+    scorer.calibrate(normal_images, train.batch(reference_subset(torch.arange(len(train)))).cpu())
+    return scorer
+
 def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds the demo data into `out/data`
               out='runs/mtlmad', # run folder
               cfg: MTLConfig | None = None, # options of the model and schedule (default `MTLConfig()`)
@@ -64,28 +81,46 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     out, cfg = Path(out), cfg or MTLConfig()
     if data is None: data = make_demo_data(out / 'data', image_size=cfg.image_size, seed=cfg.seed, overwrite=True)
     cfg = _channels_for(data, cfg)
-    train, cal_images, cal_from = _calibration_split(data, cfg, normal_samples(data, 'train'))
+    train, cal_images, cal_from = calibration_split(data, cfg)
     update_run_record(out, data=data)   # recorded first, so that `--resume` finds the data of a stopped run
     src = train_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = Scorer(res.model, res.tasks, scoring=ScoringConfig(fusion_tasks=cfg.fused))
-    scorer.calibrate(cal_images, src.batch(reference_subset(torch.arange(len(src)))).cpu())
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused))
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
+FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma')   # what `open_scorer` may change: they act after the calibration
+
+def _run_scoring(r, scoring) -> ScoringConfig:
+    "The scoring a loaded run was calibrated with, `scoring` applied; runs of mtlmad 0.2.x fuse their config's tasks."
+    sc = saved_scoring(r.norm or {}, scoring)
+    return sc if sc.fusion_tasks is not None else sc.replace(fusion_tasks=r.cfg.fused)
+
 def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo', see `mtlmad.checkpoint.resolve_run`)
                 device='auto',
-                scoring: dict | ScoringConfig | None = None, # settings to change from the run's, e.g. dict(fusion='max')
+                scoring: dict | ScoringConfig | None = None, # settings to change from the run's, e.g. dict(fusion='max') (`FUSION_SETTINGS`)
                ) -> Scorer:
     "A calibrated `Scorer` from a saved run, scoring the way the run was calibrated (`mtlmad.score.saved_scoring`)."
     r = load_run(run, device=device)
     if not r.norm: raise ValueError(f'{r.path}: the run was never calibrated on normal images (train it with `train_run`)')
-    sc = saved_scoring(r.norm, scoring)
-    if sc.fusion_tasks is None: sc = sc.replace(fusion_tasks=r.cfg.fused)   # runs of mtlmad 0.2.x: the config's fused tasks
-    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), sc, device,
+    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), _run_scoring(r, scoring), device,
                r.norm.get('_reference'), r.norm.get('_inputs'))   # no input record (older runs): no input check
+    s.cfg, s.run_dir = r.cfg, run_folder(r.path)
+    return s
+
+# %% ../nbs/08b_jobs.ipynb #9c4edfc4
+def calibrate_run(run, # run folder from `train_run`
+                  scoring: dict | ScoringConfig | None = None, # settings to change from the run's: any of them
+                  data=None, # dataset folder; default: the one the run was trained on
+                  device='auto') -> Scorer:
+    "A `Scorer` of a saved run calibrated afresh, the way `train_run` calibrates, under other scoring settings."
+    r = load_run(run, device=device)
+    data = data or run_data(run)
+    if data is None: raise ValueError(f'{run}: the run records no data folder to calibrate on; give `data`')
+    train, normals, _ = calibration_split(data, r.cfg)
+    s = calibrated_scorer(r.model, r.tasks, train_source(train, r.cfg), normals, _run_scoring(r, scoring), device)
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 
@@ -241,7 +276,7 @@ def run_demo(out='demo_runs', # folder for data/, run/ and report/
     "Demo data -> training -> evaluation -> report; returns the fused and per-task metrics."
     out = Path(out); t0 = time.time()
     cfg = cfg if cfg is not None else MTLConfig(**(QUICK_CONFIG if quick else DEMO_CONFIG))
-    sched = f'{cfg.epochs} epochs' if cfg.epochs else f'{cfg.steps} steps'
+    sched = f'{cfg.epochs} epochs' if cfg.epochs else f'{cfg.steps} steps' if cfg.steps else 'the default schedule'
     print(f'mtlmad demo: data, training ({sched} at {cfg.image_size}px on {get_device(device)}), evaluation -> {out}')
     data = make_demo_data(out / 'data', image_size=cfg.image_size, seed=cfg.seed, overwrite=True, keep_skull=keep_skull)
     run = train_run(data, out / 'run', cfg, device=device, progress=progress)

@@ -1,5 +1,6 @@
 """The benchmark scripts' own logic: merging quality results, the lookup variants, counting multiply-accumulates, the
-trivial predictors of task_losses."""
+trivial predictors of task_losses; and that bench is a client of the package: what ablate.py logs and scoring_sweep.py
+starts from are the figures `mtlmad evaluate` reports for the same run folder."""
 import json, math, sys
 from pathlib import Path
 
@@ -181,23 +182,68 @@ def test_task_losses_of_a_saved_run(tmp_path, one_thread):
     save_checkpoint(tmp_path / 'run' / 'model.pt', res.model, res.tasks, cfg, history=res.history)
     update_run_record(tmp_path / 'run', data=data)
     saved = task_losses.main(['--run', str(tmp_path / 'run'), *common, '--out', str(tmp_path / 'b.json')])
-    assert saved['settings']['run'] == str(tmp_path / 'run') and saved['settings']['data'] == str(data)
+    assert saved['settings']['run'] == [str(tmp_path / 'run')] and saved['settings']['data'] == str(data)
     for x, y in zip(here['rows'], saved['rows']):   # the same seed, data and schedule: the same model and the same batches
         assert (x['task'], x['trivial_predictor']) == (y['task'], y['trivial_predictor'])
         assert x['train'] == pytest.approx(y['train']) and x['held_out'] == pytest.approx(y['held_out'], rel=1e-4)
         assert x['trivial'] == pytest.approx(y['trivial'])
 
 
-def test_task_losses_of_models_saved_by_ablate(tmp_path, one_thread):
-    "--saved: each model (bench/ablate.py's file) measured on the valid normals of the data folder before it."
-    from mtlmad.datasets import load_split, make_demo_data
-    from mtlmad.train import fit
+def test_task_losses_of_several_runs(tmp_path, one_thread):
+    "--run RUN RUN: each run folder (as bench/ablate.py --runs keeps them) measured on the held-out normals of its own data."
+    from mtlmad.datasets import make_demo_data
+    from mtlmad.jobs import train_run
     data = make_demo_data(tmp_path / 'data', image_size=64)
     cfg = MTLConfig(image_size=64, steps=3, width=8, n_experts=2, tasks=('denoise', 'geometry'), intensity='median')
-    res = fit(cfg, load_split(data, 'train', 64, 1, normal_only=True, intensity='median').images, progress=False, device='cpu')
-    pt = tmp_path / 'm_s0.pt'
-    torch.save({'model': res.model, 'tasks': res.tasks, 'cfg': cfg.to_dict()}, pt)
-    md = task_losses.main(['--saved', str(data), str(pt), '--repeats', '1', '--out', str(tmp_path / 'tl.json')])
-    assert (tmp_path / 'tl.md').read_text() == md
+    runs = [train_run(data, tmp_path / f'm_s{s}', cfg.replace(seed=s), device='cpu', progress=False) for s in (0, 1)]
+    r = task_losses.main(['--run', *map(str, runs), '--repeats', '1', '--threads', '1', '--out', str(tmp_path / 'tl.json')])
+    assert r['settings']['run'] == [str(x) for x in runs] and r['settings']['seeds'] == [0, 1] and r['settings']['data'] == str(data)
+    assert r['settings']['held_out_from'] == 'valid split normals' and r['rows'][0]['n_seeds'] == 2
+    md = (tmp_path / 'tl.md').read_text()
     assert '| denoise | identity |' in md and '| geometry | class frequencies |' in md
-    with pytest.raises(SystemExit, match='data folder must come before'): task_losses.main(['--saved', str(pt)])
+    with pytest.raises(SystemExit): task_losses.main(['--saved', str(data), str(runs[0])])   # the pickles of old bench/ablate.py: gone
+
+
+@pytest.fixture(scope='module')
+def ablated(tmp_path_factory):
+    "A tiny run folder trained by bench/ablate.py on a tiny BMAD folder: (run folder, its log, the log's one line)."
+    import ablate
+    tmp, n = tmp_path_factory.mktemp('ablate'), torch.get_num_threads()
+    torch.set_num_threads(1)
+    ds = make_bmad(tmp, 'Brain', n_train=12, n_valid=(2, 2), n_test=(3, 3))
+    log, runs = tmp / 'ablation.jsonl', tmp / 'runs'
+    tiny = ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
+    ablate.main(['--name', 'tiny', '--data', str(ds), '--seeds', '0', '--runs', str(runs), '--log', str(log), *tiny])
+    torch.set_num_threads(n)
+    (line,) = log.read_text().splitlines()
+    return runs / 'tiny_s0', log, json.loads(line)
+
+
+def test_ablate_logs_what_mtlmad_evaluate_reports(ablated, tmp_path, one_thread):
+    "bench/ablate.py trains an ordinary run folder and logs, for its test split, the figures `mtlmad evaluate` reports."
+    import ablate
+    from mtlmad.jobs import evaluate_run
+    run, log, r = ablated
+    assert set(r) == {'name', 'seed', 'config', 'fit_s', 'steps', 'command', 'scoring', 'scorer', 'fusion_tasks', 'data', 'valid', 'test'}
+    assert (r['name'], r['seed'], r['steps'], r['config']['steps']) == ('tiny/local', 0, 3, 3)
+    reported = evaluate_run(run, tmp_path / 'report', progress=False)
+    assert set(r['test']) == {*reported, 'fused_max'}
+    for part, m in reported.items(): assert r['test'][part] == pytest.approx(m, abs=1e-9), part
+    # another calibration (k) is another figure: the comparison above can fail
+    ablate.main(['--rescore', str(run), '--scorer', '{"k": 3}', '--log', str(log)])
+    again = json.loads(log.read_text().splitlines()[-1])
+    assert again['scorer'] == {'k': 3} and again['name'] == 'tiny/local' and again['steps'] == 3
+    assert again['test']['fused'] != pytest.approx(reported['fused'], abs=1e-9)
+    assert '| tiny/local | 1 (1) | 3 |' in ablate.table(log)   # one model (data, seed) scored twice: the table counts it once
+    with pytest.raises(SystemExit, match='only local'): ablate.main(['--rescore', str(run), '--scorings', 'whole'])
+
+
+def test_scoring_sweep_starts_from_what_mtlmad_evaluate_reports(ablated, tmp_path, one_thread):
+    "The sweep's row with no change is the run's own scoring: `mtlmad evaluate --split valid`'s fused figures."
+    import scoring_sweep
+    from mtlmad.jobs import evaluate_run
+    run = ablated[0]
+    (same,), (k3,) = scoring_sweep.main(['--settings', '[{}, {"k": 3}]', str(run)])
+    reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False)['fused']
+    for k in ('image_auroc', 'pixel_auroc', 'aupro'): assert same[k] == pytest.approx(reported[k], abs=1e-6), k
+    assert k3 != same
