@@ -10,7 +10,7 @@ from pathlib import Path
 import mtlmad
 from . import jobs
 from .checkpoint import checkpoint_path, read_checkpoint, run_data
-from .core import MTLConfig
+from .core import MAX_STEPS, MIN_STEPS, MTLConfig, PASSES
 from .data.brain import make_demo_data
 from .data.lgg import make_lgg_data
 from .data.volume_io import is_volume, read_volume, volume_stem
@@ -29,7 +29,7 @@ RUN_HELP = ("run folder (or model.pt) from `mtlmad train`, or demo: the run ship
 
 def _add_train_options(p):
     p.add_argument('--config', type=Path, help='MTLConfig JSON file; the options below override it')
-    p.add_argument('--steps', type=int, help='optimiser steps (the default schedule is set in steps)')
+    p.add_argument('--steps', type=int, help=f'optimiser steps (default: {PASSES} passes over the training images, kept within {MIN_STEPS}-{MAX_STEPS:,} steps)')
     p.add_argument('--epochs', type=int, help='passes over the training images (instead of --steps)')
     p.add_argument('--image-size', type=int, help='images are resized to SIZE x SIZE')
     p.add_argument('--batch-size', type=int, help='images per optimiser step')

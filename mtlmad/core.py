@@ -14,8 +14,8 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'UNFUSED_TASKS', 'INTENSITY', 'get_device', 'seed_everything', 'Config',
-           'MTLConfig', 'LineProgress', 'progress_bar']
+__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'UNFUSED_TASKS', 'INTENSITY', 'PASSES', 'MIN_STEPS', 'MAX_STEPS',
+           'get_device', 'seed_everything', 'Config', 'default_steps', 'MTLConfig', 'LineProgress', 'progress_bar']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -114,6 +114,12 @@ UNFUSED_TASKS = ('geometry',)   # trained by default, left out of the anomaly sc
 
 # %% ../nbs/00_core.ipynb #40972864
 INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
+PASSES, MIN_STEPS, MAX_STEPS = 40, 300, 3000   # the default schedule: 40 passes over the training images, kept within 300..3000 steps (bench/ablation.md)
+
+def default_steps(n_images: int, # training images
+                  batch_size: int = 16) -> int:
+    "Optimiser steps of the default schedule: `PASSES` passes over `n_images`, at least `MIN_STEPS`, at most `MAX_STEPS`."
+    return min(MAX_STEPS, max(MIN_STEPS, PASSES * -(-n_images // batch_size)))
 
 @dataclass
 class MTLConfig(Config):
@@ -130,7 +136,7 @@ class MTLConfig(Config):
     fusion_tasks: tuple | None = None # tasks whose errors make the anomaly score (None: every trained task but UNFUSED_TASKS; (): every one)
     loss_weights: dict = field(default_factory=dict) # task -> weight (1.0 when absent)
     task_options: dict = field(default_factory=dict) # task -> options of its constructor, e.g. {'jigsaw': {'grid': 4}}
-    steps: int = 300             # optimiser steps of the run (the default schedule, whatever the data size)
+    steps: int | None = None     # optimiser steps of the run; None: the default schedule, which grows with the data (`default_steps`)
     epochs: int = 0              # when > 0: passes over the training images instead of `steps`
     batch_size: int = 16
     lr: float = 2e-3
@@ -149,14 +155,15 @@ class MTLConfig(Config):
         stray = [t for t in self.fusion_tasks or () if t not in self.tasks]
         if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
-            if getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
+            if getattr(self, name) is not None and getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
         if self.intensity not in INTENSITY: raise ValueError(f'intensity must be one of {INTENSITY}, got {self.intensity!r}')
         if self.top_k < 0: raise ValueError(f'top_k must be 0 (dense) or a positive number of experts, got {self.top_k}')
 
     def total_steps(self, n_images: int # training images
                    ) -> int:
-        "Optimiser steps of a run on `n_images`: `epochs` passes when epochs > 0, else `steps`."
-        return self.epochs * -(-n_images // self.batch_size) if self.epochs else self.steps
+        "Optimiser steps of a run on `n_images`: `epochs` passes when epochs > 0, else `steps`, else the default schedule."
+        if self.epochs: return self.epochs * -(-n_images // self.batch_size)
+        return self.steps or default_steps(n_images, self.batch_size)
 
     @property
     def fused(self) -> tuple:

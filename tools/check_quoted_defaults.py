@@ -5,7 +5,8 @@
 Reads the markdown cells of nbs/*.ipynb and nbs/tutorials/*.ipynb, and README.md, finds the few ways the defaults
 are quoted there and compares each quote with `MTLConfig()` and `mtlmad.core.ALL_TASKS`:
 
-- the figures inside "defaults (...)", "the default schedule (...)" or "the default settings (...)": "N steps",
+- the figures inside "defaults (...)", "the default schedule (...)" or "the default settings (...)": "N steps" (the
+  schedule on the demo's 84 training slices; it grows with the data),
   "SxS" or "S px" (image size), "width N";
 - the phrases of SENTENCES: "N default tasks", "N proxy tasks" (the tasks a run trains), "every task but X",
   "the default N experts", "top-N routing", "MTLConfig(): S px";
@@ -50,9 +51,10 @@ def _size(m) -> object:
     return int(a) if a == b else f'{a}x{b}'
 
 
+DEMO_IMAGES = 84   # the demo's training slices: a quoted default schedule is the demo's (the schedule grows with the data)
 IN_DEFAULTS = re.compile(r'\bdefaults?(?: schedule| settings)? \(([^()]*)\)', re.I)
 FIGURES = (   # what a figure inside IN_DEFAULTS quotes: name, pattern, the quoted value, the value in the config
-    ('steps', r'\b(\d[\d,]*) (?:optimiser )?steps\b', lambda m: number(m.group(1)), lambda c: c.steps),
+    ('steps', r'\b(\d[\d,]*) (?:optimiser )?steps\b', lambda m: number(m.group(1)), lambda c: c.total_steps(DEMO_IMAGES)),
     ('image size', r'\b(\d+)(?: ?x ?(\d+)| ?px)\b', _size, lambda c: c.image_size),
     ('width', r'\bwidth[ =]*(\d+)', lambda m: int(m.group(1)), lambda c: c.width),
 )
