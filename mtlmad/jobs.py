@@ -14,9 +14,8 @@ from .core import MTLConfig, get_device
 from .checkpoint import (checkpoint_path, load_run, read_run_record, resolve_run, run_data, run_folder, save_checkpoint,
                                update_run_record)
 from .data.brain import make_demo_data
-from .data.folders import dataset_info, find_samples
 from .data.images import map_to_image, model_input, read_image
-from .data.loading import EvalSet, TrainSource, load_images, load_split, normal_samples, train_source
+from .data.loading import DataSource, EvalSet, TrainSource, eval_set, load_images, load_split, open_data, samples_source
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring
@@ -24,31 +23,35 @@ from .train import fit
 from .viz import case_grid, overlay, plot_roc, plt
 
 # %% auto #0
-__all__ = ['FUSION_SETTINGS', 'DEMO_CONFIG', 'QUICK_CONFIG', 'calibration_split', 'reference_subset', 'calibrated_scorer',
-           'train_run', 'open_scorer', 'calibrate_run', 'task_metrics', 'write_report', 'load_run_split',
-           'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
+__all__ = ['TRAIN_SPLITS', 'FUSION_SETTINGS', 'DEMO_CONFIG', 'QUICK_CONFIG', 'calibration_split', 'reference_subset',
+           'calibrated_scorer', 'train_run', 'open_scorer', 'calibrate_run', 'task_metrics', 'write_report',
+           'load_run_split', 'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
 
 # %% ../nbs/08b_jobs.ipynb #1a076edf
-def calibration_split(data, # dataset folder (BMAD or MVTec layout)
+TRAIN_SPLITS = dict(splits=('train',), optional=('valid',))   # what a training job reads: `open_data(folder, **TRAIN_SPLITS)`
+
+def _valid_normals(data: DataSource) -> list:
+    "The normal samples of the valid split; none when the folder has no (readable) valid split."
+    try: return [s for s in data.samples('valid') if s.label == 0]
+    except FileNotFoundError: return []
+
+def calibration_split(data, # dataset folder (BMAD or MVTec layout), or its `DataSource` (`open_data(folder, **TRAIN_SPLITS)`)
                       cfg: MTLConfig, # its image size, channels and input preparation
                       train: list | None = None, # the training samples (default: the folder's normal training samples)
                      ) -> tuple[list, torch.Tensor, str]:
     "The samples that train, the held-out normal images (a tensor) that calibrate, and where those come from."
-    train = normal_samples(data, 'train') if train is None else train
-    try:
-        cal = load_split(data, 'valid', cfg.image_size, cfg.channels, normal_only=True, intensity=cfg.intensity)
-        if len(cal) >= 2: return train, cal.images, 'valid split normals'
-    except (FileNotFoundError, ValueError): pass
+    data = open_data(data, **TRAIN_SPLITS)
+    train = data.normals('train') if train is None else train
+    cal = _valid_normals(data)
+    if len(cal) >= 2: return train, eval_set(cal, cfg.image_size, cfg.channels, cfg.intensity).images, 'valid split normals'
     held = np.arange(len(train)) % 10 == 9
     if held.sum() < 2 or (~held).sum() < 2:
-        raise ValueError(f'{data}: no valid split and too few training normals ({len(train)}) to hold some out for calibration')
+        raise ValueError(f'{data.root}: no valid split and too few training normals ({len(train)}) to hold some out for calibration')
     return [s for s, h in zip(train, held) if not h], load_images([s for s, h in zip(train, held) if h], cfg), 'every 10th training normal'
 
-def _channels_for(data, cfg: MTLConfig) -> MTLConfig:
+def _channels_for(data: DataSource, cfg: MTLConfig) -> MTLConfig:
     "The config with `channels` set from the dataset preset (RGB histopathology, grey otherwise)."
-    name = find_samples(data, splits=['train'], check='none')[0].dataset
-    info = dataset_info(name)
-    return cfg.replace(channels=info.channels) if info and info.channels != cfg.channels else cfg
+    return cfg.replace(channels=data.channels) if data.channels and data.channels != cfg.channels else cfg
 
 def reference_subset(items, # normal training images (N,C,S,S), their samples or their indices
                      n: int = 256, # at most this many, evenly spread over the set
@@ -70,7 +73,7 @@ def calibrated_scorer(model, # the trained joint model
     scorer.calibrate(normal_images, train.batch(reference_subset(torch.arange(len(train)))).cpu())
     return scorer
 
-def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds the demo data into `out/data`
+def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSource`; None builds the demo data into `out/data`
               out='runs/mtlmad', # run folder
               cfg: MTLConfig | None = None, # options of the model and schedule (default `MTLConfig()`)
               device='auto', progress: bool = True,
@@ -80,14 +83,15 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout); None builds th
     "Train on a folder's normal images, calibrate on held-out normals, save the run; returns the run folder."
     out, cfg = Path(out), cfg or MTLConfig()
     if data is None: data = make_demo_data(out / 'data', image_size=cfg.image_size, seed=cfg.seed, overwrite=True)
+    data = open_data(data, **TRAIN_SPLITS)   # the folder scanned once: the training and the calibration samples
     cfg = _channels_for(data, cfg)
     train, cal_images, cal_from = calibration_split(data, cfg)
-    update_run_record(out, data=data)   # recorded first, so that `--resume` finds the data of a stopped run
-    src = train_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
+    update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
+    src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
     scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused))
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
-    update_run_record(out, data=data, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
+    update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
@@ -113,14 +117,14 @@ def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo',
 # %% ../nbs/08b_jobs.ipynb #9c4edfc4
 def calibrate_run(run, # run folder from `train_run`
                   scoring: dict | ScoringConfig | None = None, # settings to change from the run's: any of them
-                  data=None, # dataset folder; default: the one the run was trained on
+                  data=None, # dataset folder or its `DataSource`; default: the one the run was trained on
                   device='auto') -> Scorer:
     "A `Scorer` of a saved run calibrated afresh, the way `train_run` calibrates, under other scoring settings."
     r = load_run(run, device=device)
     data = data or run_data(run)
     if data is None: raise ValueError(f'{run}: the run records no data folder to calibrate on; give `data`')
     train, normals, _ = calibration_split(data, r.cfg)
-    s = calibrated_scorer(r.model, r.tasks, train_source(train, r.cfg), normals, _run_scoring(r, scoring), device)
+    s = calibrated_scorer(r.model, r.tasks, samples_source(train, r.cfg), normals, _run_scoring(r, scoring), device)
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 
@@ -167,7 +171,7 @@ def write_report(es: EvalSet, res, metrics: dict, out, title: str = 'mtlmad eval
 # %% ../nbs/08b_jobs.ipynb #a7a06202
 def load_run_split(run, # a run folder, its model.pt or a shipped run's name
                    cfg: MTLConfig, # the run's config: image size, channels, input preparation
-                   data=None, # dataset folder; default: the run's own data
+                   data=None, # dataset folder or a `DataSource` that read `split`; default: the run's own data
                    split: str = 'test') -> EvalSet:
     "A split of `data`, else of the folder the run was trained on, else of the demo data it records, built afresh."
     data = data or run_data(run)

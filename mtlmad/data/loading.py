@@ -5,7 +5,9 @@
 # %% ../../nbs/01b_data.loading.ipynb #9d43a663
 from __future__ import annotations
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -19,8 +21,8 @@ from .images import fit_square, model_input, read_image, read_mask, resize_image
 from .folders import Sample, dataset_info, find_samples
 
 # %% auto #0
-__all__ = ['MAX_CACHE_BYTES', 'FIT_SUBSET', 'AnomalyDataset', 'normal_samples', 'load_images', 'TrainSource', 'train_source',
-           'EvalSet', 'load_split']
+__all__ = ['MAX_CACHE_BYTES', 'FIT_SUBSET', 'AnomalyDataset', 'DataSource', 'open_data', 'normal_samples', 'load_images',
+           'TrainSource', 'train_source', 'samples_source', 'EvalSet', 'eval_set', 'load_split']
 
 # %% ../../nbs/01b_data.loading.ipynb #04a23ec6
 class AnomalyDataset(Dataset):
@@ -55,6 +57,49 @@ class AnomalyDataset(Dataset):
         x = model_input(img, self.image_size, self.intensity)
         return {'image': x, 'mask': torch.from_numpy(m[None].astype(np.float32)), 'label': int(s.label), 'path': s.path}
 
+# %% ../../nbs/01b_data.loading.ipynb #7f845294
+@dataclass(frozen=True)
+class DataSource:
+    "The data a job gets, found once: the dataset folder, its dataset and channels, the samples of each split read."
+    root: Path # the dataset folder
+    dataset: str # its name: dataset.json's, or the folder's
+    channels: int | None # the dataset preset's (3 for RGB histopathology, else 1); None without a preset
+    splits: dict = field(repr=False) # split -> tuple of its `Sample`s; None: looked for, not in the folder (or unreadable)
+
+    def samples(self, split: str) -> list[Sample]:
+        "The samples of one split: FileNotFoundError when the folder lacks it, KeyError when it was not read."
+        if split not in self.splits: raise KeyError(f'{self.root}: the {split} split was not read (open_data(..., splits=...))')
+        if self.splits[split] is None: raise FileNotFoundError(f'{self.root / split}: missing split folder')
+        return list(self.splits[split])
+
+    def normals(self, split: str = 'train') -> list[Sample]:
+        "The normal (label 0) samples of one split, at least one."
+        out = [s for s in self.samples(split) if s.label == 0]
+        if not out: raise ValueError(f'{self.root}: no normal (label 0) {split} images found')
+        return out
+
+# %% ../../nbs/01b_data.loading.ipynb #3781751a
+def _scan(root: Path, need: list, optional: list, on_error: str) -> tuple[list[Sample], list]:
+    "One `find_samples` over the needed and present optional splits; an unreadable optional split is left out (then rescanned without it)."
+    try: return find_samples(root, splits=[*need, *optional], on_error=on_error), optional
+    except (FileNotFoundError, ValueError):
+        if not optional: raise
+    return find_samples(root, splits=need, on_error=on_error), []
+
+def open_data(data, # a dataset folder (BMAD or MVTec layout), or a `DataSource` (returned as it is)
+              splits: Iterable[str] = ('train',), # the splits the job needs: a missing one is an error
+              optional: Iterable[str] = (), # splits it can do without (a calibration split): missing or unreadable, it is noted as absent
+              on_error: str = 'raise', # `find_samples`'s: 'raise' or 'skip' bad files
+             ) -> DataSource:
+    "The data a job gets as one `DataSource`: the folder scanned once, by one `find_samples` call."
+    if isinstance(data, DataSource): return data
+    root, need, optional = Path(data), list(splits), list(optional)
+    opt = [s for s in optional if s not in need and (root / s).is_dir()]
+    samples, read = _scan(root, need, opt, on_error)
+    by = {s: None for s in optional} | {s: tuple(x for x in samples if x.split == s) for s in need + read}
+    info = dataset_info(samples[0].dataset)
+    return DataSource(root, samples[0].dataset, info.channels if info else None, by)
+
 # %% ../../nbs/01b_data.loading.ipynb #2b5848e9
 MAX_CACHE_BYTES = 2 * 2**30  # training sets up to this size are held in memory as one tensor
 
@@ -62,34 +107,44 @@ def _fits_in_memory(n: int, cfg: MTLConfig) -> bool:
     "Whether `n` images at the config's size stay within `MAX_CACHE_BYTES` as one float32 tensor."
     return n * cfg.channels * cfg.image_size ** 2 * 4 <= MAX_CACHE_BYTES
 
-def normal_samples(data, # a dataset folder (BMAD or MVTec layout) or a list of `Sample`s
-                   split: str = 'train', # the split of a folder to take
-                  ) -> list[Sample]:
-    "The normal (label 0) samples of a folder's split; a list of samples is checked to hold normal ones only."
-    if isinstance(data, (str, os.PathLike)):
-        root, data = data, [s for s in find_samples(data, splits=[split]) if s.label == 0]
-        if not data: raise ValueError(f'{root}: no normal (label 0) {split} images found')
-    data = list(data)
+def _checked_normals(samples) -> list[Sample]:
+    "The samples as a list, checked to hold normal (label 0) ones only, at least one."
+    data = list(samples)
     bad = [s.path for s in data if getattr(s, 'label', 0) != 0]
     if bad: raise ValueError(f'training uses normal images only; {len(bad)} sample(s) have label 1, e.g. {bad[0]}')
     if not data: raise ValueError('no training images')
     return data
 
-def load_images(data, # a tensor (N, C, S, S) in [0, 1], a list of `Sample`s, or a dataset folder (its normal train images)
-                cfg: MTLConfig, # its image_size and channels
-               ) -> torch.Tensor:
-    "Normal images as one float tensor (N, C, S, S) at `cfg.image_size`, checked."
-    if isinstance(data, torch.Tensor): x = data
-    else:
-        samples, s, c = normal_samples(data), cfg.image_size, cfg.channels
-        if not _fits_in_memory(len(samples), cfg): raise ValueError(f'{len(samples)} images of {c}x{s}x{s} exceed the in-memory limit MAX_CACHE_BYTES')
-        dset = AnomalyDataset(samples, image_size=s, channels=c, intensity=cfg.intensity)
-        x = torch.stack([dset[i]['image'] for i in range(len(samples))])
+def normal_samples(data, # a dataset folder (BMAD or MVTec layout), a `DataSource` or a list of `Sample`s
+                   split: str = 'train', # the split of a folder to take
+                  ) -> list[Sample]:
+    "The normal (label 0) samples of a folder's split; a list of samples is checked to hold normal ones only."
+    if isinstance(data, (str, os.PathLike, DataSource)): return open_data(data, [split]).normals(split)
+    return _checked_normals(data)
+
+# %% ../../nbs/01b_data.loading.ipynb #ac74fac6
+def _read_images(samples: list[Sample], # normal samples
+                 cfg: MTLConfig) -> torch.Tensor:
+    "The samples' images stacked at the config's size, when they fit in `MAX_CACHE_BYTES`."
+    s, c = cfg.image_size, cfg.channels
+    if not _fits_in_memory(len(samples), cfg): raise ValueError(f'{len(samples)} images of {c}x{s}x{s} exceed the in-memory limit MAX_CACHE_BYTES')
+    dset = AnomalyDataset(samples, image_size=s, channels=c, intensity=cfg.intensity)
+    return torch.stack([dset[i]['image'] for i in range(len(samples))])
+
+def _fit_images(x: torch.Tensor, cfg: MTLConfig) -> torch.Tensor:
+    "Images checked (finite, in [0, 1], the config's channels) and resized to the config's size."
     x = check_images(x, 'training images', values=True).float()
     if x.shape[1] != cfg.channels: raise ValueError(f'training images: must be (N, {cfg.channels}, S, S), got {tuple(x.shape)}')
     if x.shape[-2:] != (cfg.image_size, cfg.image_size):   # resize to the configured size
         x = F.interpolate(x, size=(cfg.image_size,) * 2, mode='bilinear', antialias=True, align_corners=False)
     return x.clamp(0, 1).contiguous()
+
+def load_images(data, # a tensor (N, C, S, S) in [0, 1], a list of `Sample`s, a dataset folder or a `DataSource` (its normal train images)
+                cfg: MTLConfig, # its image_size and channels
+               ) -> torch.Tensor:
+    "Normal images as one float tensor (N, C, S, S) at `cfg.image_size`, checked."
+    x = data if isinstance(data, torch.Tensor) else _read_images(normal_samples(data), cfg)
+    return _fit_images(x, cfg)
 
 # %% ../../nbs/01b_data.loading.ipynb #21f122f3
 FIT_SUBSET = 512  # images given to the tasks' `fit` when the training set is streamed
@@ -109,16 +164,23 @@ class TrainSource:
         if not torch.isfinite(x).all(): raise ValueError(f'non-finite pixels in one of {[self.dataset.samples[int(i)].path for i in idx]}')
         return x
 
-def train_source(data, # a tensor (N, C, S, S), a list of `Sample`s, a dataset folder, or a `TrainSource` (returned as it is)
+def train_source(data, # a tensor (N, C, S, S), a list of `Sample`s, a dataset folder, a `DataSource`, or a `TrainSource` (returned as it is)
                  cfg: MTLConfig, # its image_size and channels
                  stream: bool | None = None, # None: stream when the set exceeds MAX_CACHE_BYTES; True/False force it
                 ) -> TrainSource:
     "The training images, in memory or streamed from their files."
     if isinstance(data, TrainSource): return data
     if isinstance(data, torch.Tensor): return TrainSource(load_images(data, cfg))
-    samples = normal_samples(data)
+    return samples_source(normal_samples(data), cfg, stream)
+
+def samples_source(samples: list[Sample], # normal samples (`DataSource.normals`, `normal_samples`)
+                   cfg: MTLConfig, # its image_size and channels
+                   stream: bool | None = None, # None: stream when the set exceeds MAX_CACHE_BYTES; True/False force it
+                  ) -> TrainSource:
+    "The training images of a list of normal samples, in memory or streamed from their files."
+    samples = _checked_normals(samples)
     if stream is None: stream = not _fits_in_memory(len(samples), cfg)
-    if not stream: return TrainSource(load_images(samples, cfg))
+    if not stream: return TrainSource(_fit_images(_read_images(samples, cfg), cfg))
     return TrainSource(dataset=AnomalyDataset(samples, image_size=cfg.image_size, channels=cfg.channels, intensity=cfg.intensity))
 
 # %% ../../nbs/01b_data.loading.ipynb #af8297e0
@@ -135,7 +197,18 @@ class EvalSet:
     def has_masks(self) -> bool: return bool(self.masks.any())
     def normals(self) -> torch.Tensor: return self.images[torch.from_numpy(self.labels == 0)]
 
-def load_split(data, # a dataset folder (BMAD or MVTec layout)
+def eval_set(samples: list[Sample], # one split's samples
+             image_size: int = 128,
+             channels: int = 1,
+             intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`)
+            ) -> EvalSet:
+    "The samples' images, masks, labels and paths in memory at model resolution."
+    ds = AnomalyDataset(samples, image_size, channels, intensity=intensity)
+    items = [ds[i] for i in range(len(ds))]
+    return EvalSet(torch.stack([it['image'] for it in items]), torch.stack([it['mask'][0] for it in items]).numpy() > 0.5,
+                   np.array([it['label'] for it in items]), [it['path'] for it in items])
+
+def load_split(data, # a dataset folder (BMAD or MVTec layout) or a `DataSource` that read `split`
                split: str = 'test', # 'train', 'valid' or 'test'
                image_size: int = 128,
                channels: int | None = None, # default: the dataset preset's (1 unless RGB)
@@ -144,12 +217,8 @@ def load_split(data, # a dataset folder (BMAD or MVTec layout)
                intensity: str = 'none', # the run's input preparation (`MTLConfig.intensity`)
               ) -> EvalSet:
     "Read one split of a dataset folder into memory at model resolution."
-    samples = find_samples(data, splits=[split], on_error=on_error)
+    data = open_data(data, [split], on_error=on_error)
+    samples = data.samples(split)
     if normal_only: samples = [s for s in samples if s.label == 0]
-    if not samples: raise ValueError(f'{data}: the {split} split holds no {"normal " if normal_only else ""}images')
-    if channels is None:
-        info = dataset_info(samples[0].dataset); channels = info.channels if info else 1
-    ds = AnomalyDataset(samples, image_size, channels, intensity=intensity)
-    items = [ds[i] for i in range(len(ds))]
-    return EvalSet(torch.stack([it['image'] for it in items]), torch.stack([it['mask'][0] for it in items]).numpy() > 0.5,
-                   np.array([it['label'] for it in items]), [it['path'] for it in items])
+    if not samples: raise ValueError(f'{data.root}: the {split} split holds no {"normal " if normal_only else ""}images')
+    return eval_set(samples, image_size, (data.channels or 1) if channels is None else channels, intensity)
