@@ -38,7 +38,8 @@ import torch
 
 from mtlmad.checkpoint import read_run_record, run_data, run_folder, update_run_record
 from mtlmad.core import MTLConfig
-from mtlmad.datasets import make_demo_data, slab_split
+from mtlmad.data.brain import make_demo_data
+from mtlmad.data.folders import slab_split
 from mtlmad.jobs import FUSION_SETTINGS, calibrate_run, load_run_split, open_scorer, task_metrics, train_run
 from mtlmad.metrics import as_percent, image_metrics
 

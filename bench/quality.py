@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from mtlmad.core import MTLConfig, ALL_TASKS, DEFAULT_TASKS, INTENSITY, get_device
-from mtlmad.datasets import load_images, load_split, make_demo_data
+from mtlmad.data.brain import make_demo_data
+from mtlmad.data.loading import load_images, load_split, open_data
 from mtlmad.jobs import calibration_split, open_scorer, task_metrics, train_run
 from mtlmad.metrics import summarise, format_summary, as_percent
 from mtlmad.moe import MTLModel
@@ -232,8 +233,7 @@ def main():
         if not data.is_dir(): ap.error(f'--data {data}: no such dataset folder')
         data_name = str(data)
     base = MTLConfig(image_size=a.image_size, epochs=a.epochs or 0, intensity=a.intensity, **({'steps': a.steps} if a.steps else {}))
-    train = load_split(data, 'train', a.image_size, None, normal_only=True, intensity=a.intensity)
-    channels = train.images.shape[1]
+    channels = open_data(data).channels or 1   # the dataset preset's (RGB histopathology), else grey
     base = base.replace(channels=channels)
     train_samples, cal_x, _ = calibration_split(data, base)   # what train_run trains and calibrates on
     train_x = load_images(train_samples, base)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mtlmad.checkpoint import run_data
-from mtlmad.datasets import load_images, load_split
+from mtlmad.data.loading import load_images, load_split
 from mtlmad.jobs import calibration_split, open_scorer, reference_subset
 from mtlmad.metrics import image_metrics, pixel_metrics, as_percent
 from mtlmad.ops import gaussian_blur
@@ -101,7 +101,7 @@ def read_run(run, data=None) -> tuple:
     if data is None: raise SystemExit(f'{run}: the run records no data folder; give --data')
     prep = dict(image_size=sc.cfg.image_size, channels=sc.cfg.channels, intensity=sc.cfg.intensity)
     train, _, _ = calibration_split(data, sc.cfg)
-    return sc, reference_subset(load_images(train, sc.cfg)), load_split(data, 'valid', **prep)
+    return sc, load_images(reference_subset(train), sc.cfg), load_split(data, 'valid', **prep)   # only the reference images are read
 
 
 def sweep(runs: list, settings: list[dict], around: dict | None = None, data=None) -> list[list[dict]]:

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 
 from mtlmad.checkpoint import load_run, read_checkpoint, run_data
 from mtlmad.core import INTENSITY, MTLConfig, get_device
-from mtlmad.datasets import load_images, make_demo_data
+from mtlmad.data.brain import make_demo_data
+from mtlmad.data.loading import load_images
 from mtlmad.jobs import calibration_split, reference_subset, train_run
 from mtlmad.ops import gaussian_blur
 from mtlmad.train import valid_losses

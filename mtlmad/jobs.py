@@ -102,10 +102,9 @@ def _run_scoring(r, scoring) -> ScoringConfig:
     sc = saved_scoring(r.norm or {}, scoring)
     return sc if sc.fusion_tasks is not None else sc.replace(fusion_tasks=r.cfg.fused)
 
-def _calibration_changes(r, scoring) -> list:
-    "The settings in `scoring` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."
-    if scoring is None: return []
-    saved, new = _run_scoring(r, None).to_dict(), _run_scoring(r, scoring).to_dict()
+def _calibration_changes(r, sc: ScoringConfig) -> list:
+    "The settings of `sc` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."
+    saved, new = _run_scoring(r, None).to_dict(), sc.to_dict()
     free = FUSION_SETTINGS + (() if '_scoring' in r.norm else ('score_sigma',))   # runs of 0.2.0 score at `sigma`
     return [k for k in new if k not in free and new[k] != saved[k]]
 
@@ -116,10 +115,11 @@ def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo',
     "A calibrated `Scorer` from a saved run, scoring the way the run was calibrated (`mtlmad.score.saved_scoring`)."
     r = load_run(run, device=device)
     if not r.norm: raise ValueError(f'{r.path}: the run was never calibrated on normal images (train it with `train_run`)')
-    changed = _calibration_changes(r, scoring)
+    sc = _run_scoring(r, scoring)
+    changed = _calibration_changes(r, sc)
     if changed: raise ValueError(f'{r.path}: {", ".join(changed)} changed: the run was calibrated with other values, so its norms '
                                  f'would not fit; open_scorer changes only {", ".join(FUSION_SETTINGS)}: use `calibrate_run(run, scoring=...)`')
-    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), _run_scoring(r, scoring), device,
+    s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), sc, device,
                r.norm.get('_reference'), r.norm.get('_inputs'))   # no input record (older runs): no input check
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
