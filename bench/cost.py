@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from mtlmad.core import MTLConfig, get_device, seed_everything, ALL_TASKS
 from mtlmad.datasets import load_brain_mri
+from mtlmad.features import COMPONENTS
 from mtlmad.moe import MTLModel
 from mtlmad.score import task_errors
 from mtlmad.tasks import make_task
@@ -116,9 +117,18 @@ def inputs_per_call(tasks: dict, x: torch.Tensor) -> tuple[int, int]:
     return distinct, sum(len(v) for v in inputs.values())
 
 
+def feature_part_macs(joint, tasks, x: torch.Tensor) -> float:
+    "MACs per image of the feature part (`mtlmad.features`): project each location's stacked features, then square and weigh."
+    first = x[:1]
+    d = sum(2 * joint.cfg.width for n, t in tasks.items() if t.inference_inputs(first)[0] is first)
+    k, cells = min(COMPONENTS, d), (x.shape[-1] // 8) * (x.shape[-2] // 8)
+    return float(cells * (d * k + 2 * k + 2 * d))
+
+
 def mac_breakdown(joint, tasks, singles, x) -> dict:
-    "MACs per image of the joint model and of the single-task models together, by part, and the trunk-sharing floor."
+    "MACs per image of the joint model (with its feature part) and of the single-task models together, by part, and the trunk-sharing floor."
     j = count_macs([(joint, tasks)], x)
+    j['feature part'] = feature_part_macs(joint, tasks, x)
     s = count_macs([(m, {n: tasks[n]}) for n, m in singles.items()], x)
     distinct, total = inputs_per_call(tasks, x)
     return dict(joint=j, singles=s, joint_total=sum(j.values()), singles_total=sum(s.values()),

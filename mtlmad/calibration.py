@@ -36,6 +36,7 @@ class ScoringConfig:
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
+    features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
 
     def __post_init__(self):
         ss = self.score_sigma

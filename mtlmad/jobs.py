@@ -18,6 +18,7 @@ from .data.images import map_to_image, model_input, read_image
 from .data.loading import DataSource, EvalSet, TrainSource, eval_set, load_images, load_split, open_data, samples_source
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
+from .features import FEATURES
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring
 from .train import fit
 from .viz import case_grid, overlay, plot_roc, plt
@@ -89,7 +90,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
     src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused))
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused + (FEATURES,)))
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
@@ -120,7 +121,8 @@ def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo',
     if changed: raise ValueError(f'{r.path}: {", ".join(changed)} changed: the run was calibrated with other values, so its norms '
                                  f'would not fit; open_scorer changes only {", ".join(FUSION_SETTINGS)}: use `calibrate_run(run, scoring=...)`')
     s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), sc, device,
-               r.norm.get('_reference'), r.norm.get('_inputs'))   # no input record (older runs): no input check
+               r.norm.get('_reference'), r.norm.get('_inputs'),   # no input record (older runs): no input check
+               r.norm.get('_features') if sc.features else None)   # no feature part (runs before 0.2.5): none
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 

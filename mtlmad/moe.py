@@ -135,7 +135,7 @@ class MTLModel(nn.Module):
         self.blocks = nn.ModuleList(MoEBlock(2 * w, self.tasks, cfg.n_experts, cfg.top_k)
                                     for b in range(cfg.n_moe_blocks))
         self.heads = nn.ModuleDict({t: TaskHead(2 * w, (w, w // 2), cfg.channels, c) for t, c in self.out_channels.items()})
-        self.aux_loss, self.last_gates = torch.zeros(()), {}
+        self.aux_loss, self.last_gates, self.last_features = torch.zeros(()), {}, {}
         self.reset_routing_stats()
 
     def reset_routing_stats(self):
@@ -195,6 +195,7 @@ def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor] # task -> inpu
     nb = max(len(self.blocks), 1)
     self.aux_loss = torch.stack(aux).sum() / nb if aux else torch.zeros(())
     self._record(gates, inputs)
+    self.last_features = {t: f.detach() for t, f in feats.items()}   # what enters each head (`mtlmad.features`)
     return {t: self.heads[t](feats[t], skips[t], inputs[t]) for t in tasks}
 
 # %% ../nbs/04_moe.ipynb #bb64db14

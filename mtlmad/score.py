@@ -21,30 +21,55 @@ from .ops import check_images, gaussian_blur
 from .calibration import (
     FUSIONS, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
     make_reference, local_z, calibrated_errors)
+from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 
 # %% auto #0
-__all__ = ['task_errors', 'TaskNorm', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
+__all__ = ['feature_map', 'top_mean', 'task_errors', 'TaskNorm', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult',
+           'Scorer', 'saved_scoring']
+
+# %% ../nbs/06_score.ipynb #190c647a
+def feature_map(model, # the joint model, right after its forward on `inputs`' first round
+                density: FeatureDensity, # the feature part
+                inputs: dict, # task -> its inference inputs of `images`
+                images: torch.Tensor, # (B,C,S,S)
+               ) -> torch.Tensor:
+    "The feature part's map (B,S,S) from the head features of the last forward."
+    blind = [t for t in density.tasks if t not in inputs or inputs[t][0] is not images]
+    if blind: raise ValueError(f'the feature part was fitted on the head features of {blind}, which do not see these images')
+    return density.distance(stacked_features(model, density.tasks), images.shape[-2:]).float()
+
+def top_mean(maps: torch.Tensor, # (B,S,S)
+             frac: float = 0.01, # the fraction of the highest pixels averaged
+            ) -> torch.Tensor:
+    "Each map's raw score (B,): the mean of its highest `frac` of pixels, as a task scores its error (`ProxyTask.score`)."
+    flat = maps.flatten(1)
+    return flat.topk(max(1, math.ceil(frac * flat.shape[1])), dim=1).values.mean(1)
+
 
 # %% ../nbs/06_score.ipynb #17db3d62
 @torch.no_grad()
 def task_errors(model, # an `MTLModel` (or anything with `forward_tasks`)
                 tasks: dict, # task name -> ProxyTask
                 images: torch.Tensor, # (B,C,S,S) in [0,1], on the model's device
+                density: FeatureDensity | None = None, # the feature part (`mtlmad.features`): its map and score follow the tasks'
                ) -> tuple[dict, dict, dict]:
     "Per-task error maps (B,S,S), scores (B,) and per-image gates of a batch."
     inputs = {n: t.inference_inputs(images) for n, t in tasks.items()}
-    preds, gates = {n: [] for n in tasks}, {}
+    preds, gates, fmap = {n: [] for n in tasks}, {}, None
     for r in range(max(len(v) for v in inputs.values())):
         todo = {n: v[r] for n, v in inputs.items() if r < len(v)}
         out = model.forward_tasks(todo)
         for n in todo:
             preds[n].append(out[n].float())
             if r == 0 and getattr(model, 'last_gates', None) and n in model.last_gates: gates[n] = model.last_gates[n].float().cpu()
+        if r == 0 and density is not None: fmap = feature_map(model, density, inputs, images)
     maps, scores = {}, {}
     for n, t in tasks.items():
         err = t.error_map(images, preds[n])
         maps[n], scores[n] = err[:, 0].float(), t.score(err).float()
+    if fmap is not None: maps[FEATURES], scores[FEATURES] = fmap, top_mean(fmap)
     return maps, scores, gates
+
 
 # %% ../nbs/06_score.ipynb #8611a0a2
 @dataclass
@@ -156,22 +181,29 @@ class Scorer:
                  device='auto',
                  reference: Reference | dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
                  inputs: dict | None = None, # the normal images' `mtlmad.data.images.input_record` (from `calibrate` or a checkpoint)
+                 density: FeatureDensity | dict | None = None, # the feature part (from `calibrate` or a checkpoint); None: none
                 ):
         self.model, self.tasks, self.norms = model, tasks, norms or {}
+        self.density = FeatureDensity.from_dict(density)
         self.scoring = scoring if isinstance(scoring, ScoringConfig) else ScoringConfig.from_dict(scoring or {})
         self.reference, self.inputs = Reference.from_dict(reference), inputs or {}
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
 
+    @property
+    def parts(self) -> list:
+        "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`)."
+        return list(self.tasks) + ([FEATURES] if self.density is not None else [])
+
     def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
         "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]."
         check_images(images, values=True)
-        maps, scores, gates = {t: [] for t in self.tasks}, {t: [] for t in self.tasks}, {}
+        maps, scores, gates = {t: [] for t in self.parts}, {t: [] for t in self.parts}, {}
         it = _batches(images, batch_size)
         if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc='scoring', unit='batch')
         for b in it:
-            m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32))
-            for t in self.tasks:
+            m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), self.density)
+            for t in self.parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
                 if t in g: gates.setdefault(t, []).append(g[t].numpy())
         cat = lambda d: {t: np.concatenate(v) for t, v in d.items()}
@@ -186,12 +218,16 @@ for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion',
 
 # %% ../nbs/06_score.ipynb #041e499c
 def _fusion_tasks(self) -> list:
-    "The scoring's fused tasks; when it names none, the run's (`MTLConfig.fused` of the model's config), else every task."
-    if self.scoring.fusion_tasks: return list(self.scoring.fusion_tasks)
-    fused = [t for t in getattr(getattr(self.model, 'cfg', None), 'fused', ()) if t in self.tasks]
-    return fused or list(self.tasks)
+    "The fused parts: the scoring's, else the run's tasks (`MTLConfig.fused`) or every task, and the feature part if any."
+    if self.scoring.fusion_tasks: fused = list(self.scoring.fusion_tasks)
+    else: fused = [t for t in getattr(getattr(self.model, 'cfg', None), 'fused', ()) if t in self.tasks] or list(self.tasks)
+    if not self.scoring.fusion_tasks and self.density is not None: fused.append(FEATURES)
+    unknown = [t for t in fused if t not in self.parts]
+    if unknown: raise ValueError(f'fusion_tasks {unknown} are not scored here; the parts are {self.parts}')
+    return fused
 def _set_fusion_tasks(self, tasks): self.scoring = self.scoring.replace(fusion_tasks=tasks)
-Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The tasks fused into one score and map.')
+Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The parts fused into one score and map.')
+
 
 # %% ../nbs/06_score.ipynb #ead7ccbd
 @patch
@@ -217,15 +253,18 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
               batch_size: int = 16) -> dict:
     "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
-    self.reference = None
+    self.reference, self.density = None, None
+    if reference_images is not None and len(reference_images) < self.k:
+        raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
+    if self.scoring.features and hasattr(self.model, 'last_features'):   # a model that keeps its head features (`MTLModel`)
+        self.density = fit_density(self.model, self.tasks, normal_images if reference_images is None else reference_images, batch_size)
     if reference_images is not None:
-        if len(reference_images) < self.k: raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
         maps, _, _ = self.errors(reference_images, batch_size)
         fg = foreground_masks(reference_images, self.erode)
         self.reference = make_reference(maps, image_thumbs(reference_images), fg, floor=self.floor, k=self.k)
     maps, scores, _, fg = self._parts(normal_images, batch_size)
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
-    self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.tasks}
+    self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.parts}
     return self.norms
 
 # %% ../nbs/06_score.ipynb #fa7b8dd7
@@ -264,6 +303,7 @@ def norms_dict(self: Scorer) -> dict:
     if self.reference is not None: d['_reference'] = self.reference.to_dict()
     d['_scoring'] = self.scoring.to_dict()   # the whole scoring: the norms fit scores made this way
     if self.inputs: d['_inputs'] = dict(self.inputs)   # the normal images' tissue grey levels (`check_inputs`)
+    if self.density is not None: d['_features'] = self.density.to_dict()   # the feature part's Gaussian
     return d
 
 # %% ../nbs/06_score.ipynb #4cf73035
@@ -281,4 +321,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     saved = dict(norm.get('_scoring') or {})
     if '_scoring' not in norm: saved['score_sigma'] = ov.get('sigma', ScoringConfig.sigma)   # 0.2.0: scores smoothed by `sigma`
     if 'k' not in saved and norm.get('_reference'): saved['k'] = int(norm['_reference'].get('k', ScoringConfig.k))   # 0.2.1-2
+    if 'features' not in saved: saved['features'] = False   # runs before 0.2.5 have no feature part
     return ScoringConfig.from_dict({**saved, **ov})
