@@ -87,10 +87,10 @@ def _distance(self: FeatureDensity, feats: torch.Tensor, # (B, D, s, s) stacked 
               size: tuple, # (H, W) of the images
              ) -> torch.Tensor:
     "Each location's Mahalanobis distance to the normal features, upsampled to `size`: (B, H, W)."
-    d = feats.float().permute(0, 2, 3, 1) - self.mean.to(feats.device)
-    p = d @ self.basis.to(feats.device)   # along the strong directions
+    d = feats.float().permute(0, 2, 3, 1) - self.mean.to(feats.device, torch.float32)
+    p = d @ self.basis.to(feats.device, torch.float32)   # along the strong directions (a shipped run keeps them in float16)
     off = (d * d).sum(-1) - (p * p).sum(-1)   # the squared length off them
-    q = (p * p * self.inv_var.to(feats.device)).sum(-1) + off.clamp_min(0) * self.inv_rest.to(feats.device)
+    q = (p * p * self.inv_var.to(feats.device, torch.float32)).sum(-1) + off.clamp_min(0) * self.inv_rest.to(feats.device, torch.float32)
     return F.interpolate(q.clamp_min(0).sqrt()[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
 FeatureDensity.distance = _distance
 

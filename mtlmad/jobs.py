@@ -99,9 +99,11 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
 FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma')   # what `open_scorer` may change: they act after the calibration
 
 def _run_scoring(r, scoring) -> ScoringConfig:
-    "The scoring a loaded run was calibrated with, `scoring` applied; runs of mtlmad 0.2.x fuse their config's tasks."
+    "The scoring a loaded run was calibrated with, `scoring` applied; naming no fused parts, it fuses its config's tasks and its feature part."
     sc = saved_scoring(r.norm or {}, scoring)
-    return sc if sc.fusion_tasks is not None else sc.replace(fusion_tasks=r.cfg.fused)
+    if sc.fusion_tasks is not None: return sc
+    part = (FEATURES,) if sc.features and '_features' in (r.norm or {}) else ()   # runs before 0.2.5 have none
+    return sc.replace(fusion_tasks=r.cfg.fused + part)
 
 def _calibration_changes(r, sc: ScoringConfig) -> list:
     "The settings of `sc` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."

@@ -30,6 +30,8 @@ def compact_run(src, # a calibrated run (folder, model.pt or shipped name)
     ck.pop('train', None)
     ck['model'] = {k: v.half() if v.is_floating_point() else v for k, v in ck['model'].items()}
     if '_reference' in ck['norm']: ck['norm'] = {**ck['norm'], '_reference': pack_reference(ck['norm']['_reference'])}
+    if '_features' in ck['norm']:   # the feature part's directions (unit vectors) in float16; its variances stay float32
+        ck['norm'] = {**ck['norm'], '_features': {**ck['norm']['_features'], 'basis': ck['norm']['_features']['basis'].half()}}
     out.mkdir(parents=True, exist_ok=True)
     torch.save(ck, out / RUN_FILES['checkpoint'])
     MTLConfig.from_dict(ck['config']).to_json(out / RUN_FILES['config'])
