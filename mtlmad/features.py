@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from .calibration import foreground_masks
 
 # %% auto #0
-__all__ = ['FEATURES', 'COMPONENTS', 'image_tasks', 'stacked_features', 'tissue_cells', 'FeatureDensity', 'model_features',
-           'fit_density']
+__all__ = ['FEATURES', 'COMPONENTS', 'image_tasks', 'stacked_features', 'tissue_cells', 'FeatureDensity', 'FeatureMoments',
+           'feature_batches', 'model_features', 'fit_density']
 
 # %% ../nbs/06b_features.ipynb #4a356958
 FEATURES = 'features'   # the feature part's name beside the tasks' in scores, maps and norms
@@ -63,23 +63,49 @@ class FeatureDensity:
 
 
 # %% ../nbs/06b_features.ipynb #52b85194
+@dataclass
+class FeatureMoments:
+    "Running sums of feature vectors in float64 (count, sum, sum of outer products): a Gaussian fitted batch by batch."
+    n: int = 0
+    total: torch.Tensor | None = None # (D,)
+    outer: torch.Tensor | None = None # (D, D)
+
+    def add(self, feats: torch.Tensor, # (B, D, s, s) stacked features
+            cells: torch.Tensor, # (B, s, s) bool: the locations that count (`tissue_cells`)
+           ) -> 'FeatureMoments':
+        "Add the features at `cells`; returns itself."
+        x = feats.permute(0, 2, 3, 1)[cells.to(feats.device)].double().cpu()
+        self.n += len(x)
+        self.total = x.sum(0) if self.total is None else self.total + x.sum(0)
+        self.outer = x.T @ x if self.outer is None else self.outer + x.T @ x
+        return self
+
+
+# %% ../nbs/06b_features.ipynb #ce4ac938
+def _from_moments(cls, m: FeatureMoments, # the normal features' running sums
+                  tasks, # the tasks the features come from
+                  components: int = COMPONENTS, # directions of variation kept exactly; the others share one variance
+                 ) -> FeatureDensity:
+    "The Gaussian of the features summed in `m`."
+    dims = 0 if m.total is None else len(m.total)
+    if m.n <= dims or not dims:
+        raise ValueError(f'the feature part needs more tissue locations ({m.n}) than feature dimensions ({dims}): '
+                         'calibrate on more normal images')
+    mean = m.total / m.n
+    var, vec = torch.linalg.eigh((m.outer - m.n * torch.outer(mean, mean)) / (m.n - 1))   # ascending
+    var, vec = var.flip(0).clamp_min(1e-6 * float(var.max())), vec.flip(1)
+    k = min(components, len(var))
+    inv_rest = 1 / var[k:].mean().float() if k < len(var) else torch.tensor(0.)
+    return cls(tuple(tasks), mean.float(), vec[:, :k].float().contiguous(), (1 / var[:k]).float(), inv_rest)
+
 def _fit(cls, feats: torch.Tensor, # (N, D, s, s) stacked features of normal images
          cells: torch.Tensor, # (N, s, s) bool: the locations that count (`tissue_cells`)
          tasks, # the tasks the features come from
          components: int = COMPONENTS, # directions of variation kept exactly; the others share one variance
         ) -> FeatureDensity:
     "Fit the Gaussian on the features at `cells`."
-    x = feats.permute(0, 2, 3, 1)[cells.to(feats.device)].double().cpu()
-    if len(x) <= x.shape[1]:
-        raise ValueError(f'the feature part needs more tissue locations ({len(x)}) than feature dimensions ({x.shape[1]}): '
-                         'calibrate on more normal images')
-    var, vec = torch.linalg.eigh(torch.cov(x.T))   # ascending
-    var, vec = var.flip(0).clamp_min(1e-6 * float(var.max())), vec.flip(1)
-    k = min(components, len(var))
-    rest = var[k:].mean() if k < len(var) else None
-    inv_rest = torch.tensor(0.) if rest is None else 1 / rest.float()
-    return cls(tuple(tasks), x.mean(0).float(), vec[:, :k].float().contiguous(), (1 / var[:k]).float(), inv_rest)
-FeatureDensity.fit = classmethod(_fit)
+    return cls.from_moments(FeatureMoments().add(feats, cells), tasks, components)
+FeatureDensity.from_moments, FeatureDensity.fit = classmethod(_from_moments), classmethod(_fit)
 
 
 # %% ../nbs/06b_features.ipynb #cc743e71
@@ -97,22 +123,26 @@ FeatureDensity.distance = _distance
 
 # %% ../nbs/06b_features.ipynb #ceb7a846
 @torch.no_grad()
-def model_features(model, # the joint model
-                   tasks: dict, # task name -> ProxyTask
-                   images: torch.Tensor, # (N, C, S, S) in [0, 1]
-                   batch_size: int = 16,
-                  ) -> tuple[torch.Tensor, list]:
-    "The stacked head features (N, D, S/8, S/8), on the CPU, of the tasks that see the image, and those tasks."
+def feature_batches(model, # the joint model
+                    tasks: dict, # task name -> ProxyTask
+                    images: torch.Tensor, # (N, C, S, S) in [0, 1]
+                    batch_size: int = 16,
+                   ):
+    "Yield each batch of `images` (on the CPU) with its stacked head features (on the CPU) and the tasks they come from."
     dev = next(model.parameters()).device
     first = images[:1]   # one tensor: identity tells which tasks see it
     names = image_tasks({n: t.inference_inputs(first) for n, t in tasks.items()}, first)
     if not names: raise ValueError('the feature part needs a task whose inference input is the image itself')
-    out = []
     for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(dev, torch.float32)
-        model.forward_tasks({n: x for n in names})
-        out.append(stacked_features(model, names).cpu())
-    return torch.cat(out), names
+        x = images[i:i + batch_size]
+        model.forward_tasks(dict.fromkeys(names, x.to(dev, torch.float32)))   # one tensor for every task: the stem runs once
+        yield x, stacked_features(model, names).cpu(), names
+
+def model_features(model, tasks: dict, images: torch.Tensor, batch_size: int = 16) -> tuple[torch.Tensor, list]:
+    "The stacked head features (N, D, S/8, S/8), on the CPU, of the tasks that see the image, and those tasks."
+    parts = list(feature_batches(model, tasks, images, batch_size))
+    return torch.cat([f for _, f, _ in parts]), parts[0][2]
+
 
 # %% ../nbs/06b_features.ipynb #31255376
 def fit_density(model, # the joint model
@@ -120,6 +150,8 @@ def fit_density(model, # the joint model
                 images: torch.Tensor, # (N, C, S, S) normal images
                 batch_size: int = 16,
                ) -> FeatureDensity:
-    "The Gaussian of the head features of normal `images`, over their tissue locations."
-    feats, names = model_features(model, tasks, images, batch_size)
-    return FeatureDensity.fit(feats, tissue_cells(images, feats.shape[-1]), names)
+    "The Gaussian of the head features of normal `images`, over their tissue locations, fitted batch by batch."
+    m, names = FeatureMoments(), []
+    for x, f, names in feature_batches(model, tasks, images, batch_size): m.add(f, tissue_cells(x, f.shape[-1]))
+    return FeatureDensity.from_moments(m, names)
+
