@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mtlmad.core import MTLConfig, get_device, seed_everything, ALL_TASKS
 from mtlmad.datasets import load_brain_mri
-from mtlmad.features import COMPONENTS
+from mtlmad.features import COMPONENTS, seeing_tasks
 from mtlmad.moe import MTLModel
 from mtlmad.score import task_errors
 from mtlmad.tasks import make_task
@@ -119,8 +119,7 @@ def inputs_per_call(tasks: dict, x: torch.Tensor) -> tuple[int, int]:
 
 def feature_part_macs(joint, tasks, x: torch.Tensor) -> float:
     "MACs per image of the feature part (`mtlmad.features`): project each location's stacked features, then square and weigh."
-    first = x[:1]
-    d = sum(2 * joint.cfg.width for n, t in tasks.items() if t.inference_inputs(first)[0] is first)
+    d = 2 * joint.cfg.width * len(seeing_tasks(tasks, x))
     k, cells = min(COMPONENTS, d), (x.shape[-1] // 8) * (x.shape[-2] // 8)
     return float(cells * (d * k + 2 * k + 2 * d))
 

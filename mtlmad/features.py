@@ -13,7 +13,7 @@ from .calibration import foreground_masks
 
 # %% auto #0
 __all__ = ['FEATURES', 'COMPONENTS', 'image_tasks', 'stacked_features', 'tissue_cells', 'FeatureDensity', 'FeatureMoments',
-           'feature_batches', 'model_features', 'fit_density']
+           'seeing_tasks', 'feature_batches', 'model_features', 'fit_density']
 
 # %% ../nbs/06b_features.ipynb #4a356958
 FEATURES = 'features'   # the feature part's name beside the tasks' in scores, maps and norms
@@ -122,26 +122,32 @@ FeatureDensity.distance = _distance
 
 
 # %% ../nbs/06b_features.ipynb #ceb7a846
-@torch.no_grad()
-def feature_batches(model, # the joint model
-                    tasks: dict, # task name -> ProxyTask
-                    images: torch.Tensor, # (N, C, S, S) in [0, 1]
-                    batch_size: int = 16,
-                   ):
-    "Yield each batch of `images` (on the CPU) with its stacked head features (on the CPU) and the tasks they come from."
-    dev = next(model.parameters()).device
+def seeing_tasks(tasks: dict, # task name -> ProxyTask
+                 images: torch.Tensor, # (N, C, S, S)
+                ) -> list:
+    "The tasks whose head features describe `images` as they are (`image_tasks` of their inference inputs)."
     first = images[:1]   # one tensor: identity tells which tasks see it
     names = image_tasks({n: t.inference_inputs(first) for n, t in tasks.items()}, first)
     if not names: raise ValueError('the feature part needs a task whose inference input is the image itself')
+    return names
+
+@torch.no_grad()
+def feature_batches(model, # the joint model
+                    names: list, # the tasks whose head features are stacked (`seeing_tasks`)
+                    images: torch.Tensor, # (N, C, S, S) in [0, 1]
+                    batch_size: int = 16,
+                   ):
+    "Yield each batch of `images` (on the CPU) with its stacked head features (on the CPU)."
+    dev = next(model.parameters()).device
     for i in range(0, len(images), batch_size):
         x = images[i:i + batch_size]
         model.forward_tasks(dict.fromkeys(names, x.to(dev, torch.float32)))   # one tensor for every task: the stem runs once
-        yield x, stacked_features(model, names).cpu(), names
+        yield x, stacked_features(model, names).cpu()
 
 def model_features(model, tasks: dict, images: torch.Tensor, batch_size: int = 16) -> tuple[torch.Tensor, list]:
     "The stacked head features (N, D, S/8, S/8), on the CPU, of the tasks that see the image, and those tasks."
-    parts = list(feature_batches(model, tasks, images, batch_size))
-    return torch.cat([f for _, f, _ in parts]), parts[0][2]
+    names = seeing_tasks(tasks, images)
+    return torch.cat([f for _, f in feature_batches(model, names, images, batch_size)]), names
 
 
 # %% ../nbs/06b_features.ipynb #31255376
@@ -151,7 +157,7 @@ def fit_density(model, # the joint model
                 batch_size: int = 16,
                ) -> FeatureDensity:
     "The Gaussian of the head features of normal `images`, over their tissue locations, fitted batch by batch."
-    m, names = FeatureMoments(), []
-    for x, f, names in feature_batches(model, tasks, images, batch_size): m.add(f, tissue_cells(x, f.shape[-1]))
+    m, names = FeatureMoments(), seeing_tasks(tasks, images)
+    for x, f in feature_batches(model, names, images, batch_size): m.add(f, tissue_cells(x, f.shape[-1]))
     return FeatureDensity.from_moments(m, names)
 

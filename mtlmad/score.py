@@ -22,10 +22,11 @@ from .calibration import (
     FUSIONS, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
     make_reference, local_z, calibrated_errors)
 from .features import FEATURES, FeatureDensity, fit_density, stacked_features
+from .tasks.base import top_fraction_mean
 
 # %% auto #0
-__all__ = ['feature_map', 'top_mean', 'task_errors', 'TaskNorm', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult',
-           'Scorer', 'saved_scoring']
+__all__ = ['feature_map', 'task_errors', 'TaskNorm', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer',
+           'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -37,13 +38,6 @@ def feature_map(model, # the joint model, right after its forward on `inputs`' f
     blind = [t for t in density.tasks if t not in inputs or inputs[t][0] is not images]
     if blind: raise ValueError(f'the feature part was fitted on the head features of {blind}, which do not see these images')
     return density.distance(stacked_features(model, density.tasks), images.shape[-2:]).float()
-
-def top_mean(maps: torch.Tensor, # (B,S,S)
-             frac: float = 0.01, # the fraction of the highest pixels averaged
-            ) -> torch.Tensor:
-    "Each map's raw score (B,): the mean of its highest `frac` of pixels, as a task scores its error (`ProxyTask.score`)."
-    flat = maps.flatten(1)
-    return flat.topk(max(1, math.ceil(frac * flat.shape[1])), dim=1).values.mean(1)
 
 
 # %% ../nbs/06_score.ipynb #17db3d62
@@ -67,7 +61,7 @@ def task_errors(model, # an `MTLModel` (or anything with `forward_tasks`)
     for n, t in tasks.items():
         err = t.error_map(images, preds[n])
         maps[n], scores[n] = err[:, 0].float(), t.score(err).float()
-    if fmap is not None: maps[FEATURES], scores[FEATURES] = fmap, top_mean(fmap)
+    if fmap is not None: maps[FEATURES], scores[FEATURES] = fmap, top_fraction_mean(fmap)   # scored as a task scores
     return maps, scores, gates
 
 
@@ -220,8 +214,9 @@ for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion',
 def _fusion_tasks(self) -> list:
     "The fused parts: the scoring's, else the run's tasks (`MTLConfig.fused`) or every task, and the feature part if any."
     if self.scoring.fusion_tasks: fused = list(self.scoring.fusion_tasks)
-    else: fused = [t for t in getattr(getattr(self.model, 'cfg', None), 'fused', ()) if t in self.tasks] or list(self.tasks)
-    if not self.scoring.fusion_tasks and self.density is not None: fused.append(FEATURES)
+    else:
+        fused = [t for t in getattr(getattr(self.model, 'cfg', None), 'fused', ()) if t in self.tasks] or list(self.tasks)
+        fused += self.parts[len(self.tasks):]   # the feature part, when there is one
     unknown = [t for t in fused if t not in self.parts]
     if unknown: raise ValueError(f'fusion_tasks {unknown} are not scored here; the parts are {self.parts}')
     return fused

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from ..core import MTLConfig
 
 # %% auto #0
-__all__ = ['TaskBatch', 'rand', 'randn', 'tiles_to_pixels', 'ProxyTask', 'tiny_net', 'train_briefly', 'with_disc']
+__all__ = ['TaskBatch', 'rand', 'randn', 'tiles_to_pixels', 'top_fraction_mean', 'ProxyTask', 'tiny_net', 'train_briefly',
+           'with_disc']
 
 # %% ../../nbs/03_tasks.base.ipynb #ce1d82e9
 @dataclass
@@ -50,6 +51,14 @@ def tiles_to_pixels(values: torch.Tensor, # (B, K, g, g) one value per tile
     raise ValueError(f"tiles_to_pixels: mode must be 'nearest' or 'bilinear', got {mode!r}")
 
 
+# %% ../../nbs/03_tasks.base.ipynb #c3e4a6ce
+def top_fraction_mean(err: torch.Tensor, # (B, ...) error maps
+                      frac: float = 0.01, # the fraction of the highest pixels averaged
+                     ) -> torch.Tensor:
+    "Each map's mean of its highest `frac` of pixels: (B,). How a task (and the feature part) scores an error map."
+    flat = err.flatten(1)
+    return flat.topk(max(1, math.ceil(frac * flat.shape[1])), dim=1).values.mean(1)
+
 # %% ../../nbs/03_tasks.base.ipynb #18a8641d
 class ProxyTask:
     "Base class of mtlmad's proxy tasks: training batches, loss, per-pixel error maps and scores."
@@ -79,9 +88,7 @@ class ProxyTask:
 
     def score(self, err: torch.Tensor) -> torch.Tensor:
         "Per-image score (B,): mean of the top `top_frac` of the error pixels."
-        flat = err.flatten(1)
-        k = max(1, math.ceil(self.top_frac * flat.shape[1]))
-        return flat.topk(k, dim=1).values.mean(1)
+        return top_fraction_mean(err, self.top_frac)
 
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, d: dict) -> None: return None
