@@ -2,7 +2,7 @@
 
     python bench/ablate.py --name NAME [--data DIR] [--seeds 0,1,2] [--set key=value ...] [--scorer JSON] [--fusion-tasks a,b]
                            [--runs DIR] [--log bench/ablation.jsonl] [--threads 1]
-    python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...]   (score run folders again)
+    python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...] [--loto]   (score run folders again)
     python bench/ablate.py --table bench/ablation.jsonl [--out bench/ablation.md] (the table, mean ± std over seeds)
     python bench/ablate.py --compare NAME_A NAME_B [--log ...]  (paired validation differences, fold by fold and seed by seed)
 
@@ -12,10 +12,11 @@ bench is a client of mtlmad's public jobs: each seed is an ordinary run folder t
 It is scored by `mtlmad.jobs.open_scorer` and measured by `mtlmad.jobs.task_metrics` on the valid and the test split,
 as `mtlmad evaluate` (`mtlmad.jobs.evaluate_run`) measures it: a logged test figure is the one `mtlmad evaluate` reports.
 `--scorer` (JSON `ScoringConfig` fields, e.g. `{"k": 5, "floor": 0.25}`) and `--fusion-tasks` change the scoring:
-settings that act after the calibration (`mtlmad.jobs.FUSION_SETTINGS`: fusion, fusion_tasks, sigma) go to
+settings that act after the calibration (`mtlmad.jobs.FUSION_SETTINGS`: fusion, fusion_tasks, sigma, top_parts) go to
 `open_scorer`; any other calibrates the run again under them with `mtlmad.jobs.calibrate_run`, as `train_run` did.
 `--rescore` scores run folders again (from earlier `--runs`, or any `mtlmad train` run), on the data each recorded
-unless `--data` is given.
+unless `--data` is given; with `--loto` each run is also fused without each of its fused parts in turn (rows
+`NAME-no_PART`: the leave-one-part-out table), from the same forward passes.
 
 `--fold K` (1, 2 or 3) trains and validates on the demo data with its three validation slabs placed elsewhere
 (`FOLDS`): the test slabs and every test file stay the same, training keeps 84 slices. Fold 0 is the shipped split.
@@ -96,7 +97,7 @@ def evaluate(scorer, es) -> dict:
     "Fused and per-task metrics of one split, in percent (`task_metrics`); `fused_max` scores images by the fused map's maximum."
     res = scorer.score(es.images)
     out = task_metrics(es, res, scorer.sigma)
-    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma).scores))
+    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma, scorer.top_parts).scores))
     return out
 
 
@@ -117,6 +118,27 @@ def score_run(run: Path, rec: dict, log: str, data=None, fusion_tasks=None, scor
     show = lambda d: ' '.join(f"{k}={d[k].get('image_auroc', 0):.1f}/{d[k].get('pixel_auroc', 0):.1f}/{d[k].get('aupro', 0):.1f}" for k in d)
     print(f"[{r['name']} seed {r['seed']}] VALID {show(r['valid'])}\n    TEST {show(r['test'])}", flush=True)
     return r
+
+
+def loto_run(run: Path, rec: dict, log: str, data=None, scorer_kw=None) -> None:
+    "Score one run folder once per split, then fuse every part but one in turn (no model run); a log line per fusion."
+    data = Path(data) if data else run_data(run)
+    sc = run_scorer(run, scorer_kw or {}, data)
+    fused = list(sc.fusion_tasks)
+    subsets = {rec['name']: fused, **{f"{rec['name']}-no_{t}": [u for u in fused if u != t] for t in fused}}
+    out = {n: {} for n in subsets}
+    for split in ('valid', 'test'):
+        es = load_run_split(run, sc.cfg, data, split)
+        res = sc.score(es.images)
+        for n, sub in subsets.items():
+            out[n][split] = task_metrics(es, res.refuse(sc.norms, sub, sc.fusion, sc.sigma, sc.top_parts), sc.sigma)
+            out[n][split]['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(sc.norms, sub, 'max', sc.sigma, sc.top_parts).scores))
+    with open(log, 'a') as f:
+        for n, sub in subsets.items():
+            f.write(json.dumps(dict(rec, name=f'{n}/local', scoring='local', scorer=scorer_kw or {}, fusion_tasks=sub, data=str(data),
+                                    valid=out[n]['valid'], test=out[n]['test'])) + '\n')
+    show = lambda n: ' '.join(f"{out[n]['valid']['fused'][k]:.1f}" for k in ('image_auroc', 'pixel_auroc', 'aupro'))
+    print(f"[{rec['name']} seed {rec['seed']}] VALID " + '; '.join(f'{n}: {show(n)}' for n in subsets), flush=True)
 
 
 def train_seed(name: str, seed: int, over: dict, data: Path, runs: Path, command: str, tag: str = '') -> tuple[Path, dict]:
@@ -171,6 +193,7 @@ def main(argv=None):
     ap.add_argument('--compare', nargs=2, default=None, metavar=('NAME_A', 'NAME_B'), help='paired validation differences of two runs in the log')
     ap.add_argument('--runs', default=None, help='folder that keeps each trained run folder NAME_sSEED (default: a temporary folder)')
     ap.add_argument('--rescore', nargs='+', default=None, metavar='RUN', help='run folders to score again (no training)')
+    ap.add_argument('--loto', action='store_true', help='with --rescore: also fuse every part but one in turn (leave-one-part-out rows NAME-no_PART)')
     ap.add_argument('--table', default=None, help='print the table of a log'); ap.add_argument('--out', default=None)
     ap.add_argument('--log', default='bench/ablation.jsonl'); ap.add_argument('--threads', type=int, default=1)
     a = ap.parse_args(argv)
@@ -189,6 +212,8 @@ def main(argv=None):
     if a.rescore:
         for run in map(Path, a.rescore):
             rec = rescore_record(run)
+            if a.loto:
+                loto_run(run, dict(rec, command=command, name=a.name or rec['name']), a.log, a.data, a.scorer); continue
             score_run(run, dict(rec, command=command, name=a.name or rec['name']), a.log, a.data, ft, a.scorer)
         return
     if not a.name: raise SystemExit('--name is needed to train')

@@ -34,6 +34,7 @@ class ScoringConfig:
     erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
     ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
+    top_parts: int = 2 # each fused score and pixel: the mean of this many largest part z-scores (0: of every part)
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
     features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
@@ -57,7 +58,9 @@ def _check(self: ScoringConfig):
     if not ss: raise ValueError('score_sigma needs at least one smoothing')
     for name, v in [('sigma', self.sigma), ('floor', self.floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
+    if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
+    object.__setattr__(self, 'top_parts', int(self.top_parts))
     object.__setattr__(self, 'erode', int(self.erode))
 
 # %% ../nbs/06a_calibration.ipynb #098ea974

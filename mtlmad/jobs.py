@@ -96,7 +96,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
-FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma')   # what `open_scorer` may change: they act after the calibration
+FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts')   # what `open_scorer` may change: they act after the calibration
 
 def _run_scoring(r, scoring) -> ScoringConfig:
     "The scoring a loaded run was calibrated with, `scoring` applied; naming no fused parts, it fuses its config's tasks and its feature part."
@@ -199,9 +199,12 @@ def load_run_split(run, # a run folder, its model.pt or a shipped run's name
 def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('demo')
                  out='reports/mtlmad', # report folder
                  data=None, # dataset folder; default: the one the run was trained on (see `load_run_split`)
-                 fusion: str | None = None, device='auto', split: str = 'test', progress: bool = True) -> dict:
+                 fusion: str | None = None, device='auto', split: str = 'test', progress: bool = True,
+                 top_parts: int | None = None, # fuse the mean of this many largest parts (0: all; None: the run's)
+                ) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
-    scorer = open_scorer(run, device, None if fusion is None else dict(fusion=fusion))   # None: the run's fusion
+    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts).items() if v is not None}   # none: the run's
+    scorer = open_scorer(run, device, fusion_settings or None)
     es = load_run_split(run, scorer.cfg, data, split)
     if len(set(es.labels.tolist())) < 2:
         raise ValueError(f'{data or run}: the {split} split needs normal and anomalous images to be evaluated')

@@ -25,8 +25,8 @@ from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
 # %% auto #0
-__all__ = ['feature_map', 'task_errors', 'TaskNorm', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer',
-           'saved_scoring']
+__all__ = ['feature_map', 'task_errors', 'TaskNorm', 'largest_mean', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult',
+           'Scorer', 'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -91,15 +91,25 @@ class TaskNorm:
         return (np.searchsorted(ref, s, 'left') + np.searchsorted(ref, s, 'right')) / (2 * len(ref))
 
 # %% ../nbs/06_score.ipynb #848b6d4b
+def largest_mean(parts, # (P, ...) the parts' values, stacked
+             top: int = ScoringConfig.top_parts, # how many of the largest to average (0, or more than there are: all)
+            ) -> np.ndarray:
+    "At each position, the mean of the `top` largest of the parts' values."
+    parts = np.asarray(parts)
+    if not 0 < top < len(parts): return parts.mean(0)
+    return np.sort(parts, axis=0)[len(parts) - top:].mean(0)
+
 def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
               norms: dict, # task -> TaskNorm
               tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
               sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the fused map, in pixels
+              top: int = ScoringConfig.top_parts, # each pixel: mean of its `top` largest normalised parts (0: of all)
              ) -> np.ndarray:
-    "Fuse per-task error maps into one anomaly map: mean of the normalised maps, smoothed."
+    "Fuse per-task error maps into one anomaly map: at each pixel the mean of the largest normalised maps, smoothed."
     tasks = list(tasks if tasks is not None else task_maps)
     if not tasks: raise ValueError('fuse_maps needs at least one task')
-    return gaussian_blur(np.mean([norms[t].z_map(task_maps[t]) for t in tasks], axis=0), sigma)
+    return gaussian_blur(largest_mean([norms[t].z_map(task_maps[t]) for t in tasks], top), sigma)
+
 
 # %% ../nbs/06_score.ipynb #2cba754f
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
@@ -108,18 +118,20 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
                 task_maps: dict | None = None, # task -> (N,H,W) maps: needed by 'max'
                 sigma: float = ScoringConfig.sigma, # smoothing of the fused map ('max')
+                top: int = ScoringConfig.top_parts, # each image: mean of its `top` largest parts (0: of all; `largest_mean`)
                ) -> np.ndarray:
     "Fuse per-task image scores (or, for 'max', per-task maps) into one score per image."
     tasks = list(tasks if tasks is not None else task_scores)
     if not tasks: raise ValueError('fuse_scores needs at least one task')
     if fusion == 'max':
         if task_maps is None: raise ValueError("fusion 'max' scores the fused map: pass task_maps")
-        m = fuse_maps(task_maps, norms, tasks, sigma)
+        m = fuse_maps(task_maps, norms, tasks, sigma, top)
         return m.reshape(len(m), -1).max(1) if m.ndim == 3 else np.float64(m.max())
     if fusion == 'mean': parts = [norms[t].z_score(task_scores[t]) for t in tasks]
     elif fusion == 'rank': parts = [norms[t].rank(task_scores[t]) for t in tasks]
     else: raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
-    return np.mean(parts, axis=0)
+    return largest_mean(parts, top)
+
 
 # %% ../nbs/06_score.ipynb #16963440
 @dataclass
@@ -156,10 +168,11 @@ class ScoreResult:
                           {t: v[i] for t, v in self.task_maps.items()}, self.device,
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
-    def refuse(self, norms: dict, tasks=None, fusion=ScoringConfig.fusion, sigma=ScoringConfig.sigma) -> 'ScoreResult':
+    def refuse(self, norms: dict, tasks=None, fusion=ScoringConfig.fusion, sigma=ScoringConfig.sigma,
+               top=ScoringConfig.top_parts) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
-        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma), self.task_scores,
-                           fuse_maps(self.task_maps, norms, tasks, sigma), self.task_maps, self.device, self.gates, self.paths)
+        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top), self.task_scores,
+                           fuse_maps(self.task_maps, norms, tasks, sigma, top), self.task_maps, self.device, self.gates, self.paths)
 
 # %% ../nbs/06_score.ipynb #39e755b0
 def _batches(images, batch_size):
@@ -207,7 +220,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'foreground_only'):
+for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'top_parts', 'foreground_only'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -287,8 +300,8 @@ def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, 
     if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
     maps, scores, gates = self.raw(images, batch_size, progress)
     tasks = tasks or self.fusion_tasks
-    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma), scores,
-                       fuse_maps(maps, self.norms, tasks, self.sigma), maps, str(self.device), gates, paths)
+    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts), scores,
+                       fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts), maps, str(self.device), gates, paths)
 
 # %% ../nbs/06_score.ipynb #4d0e6c86
 @patch
@@ -317,4 +330,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if '_scoring' not in norm: saved['score_sigma'] = ov.get('sigma', ScoringConfig.sigma)   # 0.2.0: scores smoothed by `sigma`
     if 'k' not in saved and norm.get('_reference'): saved['k'] = int(norm['_reference'].get('k', ScoringConfig.k))   # 0.2.1-2
     if 'features' not in saved: saved['features'] = False   # runs before 0.2.5 have no feature part
+    if 'top_parts' not in saved: saved['top_parts'] = 0   # runs before 0.2.6 fuse the mean of every part
     return ScoringConfig.from_dict({**saved, **ov})

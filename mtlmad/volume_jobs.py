@@ -14,6 +14,7 @@ from fastcore.basics import patch
 
 from .core import ALL_TASKS
 from .ops import gaussian_blur
+from .calibration import ScoringConfig
 from .score import fuse_maps, fuse_scores
 from .jobs import open_scorer
 from .data.images import map_to_image
@@ -41,6 +42,7 @@ class VolumeScore:
     device: str = 'cpu'
     seconds: float = 0. # time spent scoring
     fusion_tasks: list = field(default_factory=list) # the tasks of the fused score and map (empty: every task)
+    top_parts: int = ScoringConfig.top_parts # each fused score and pixel: mean of this many largest parts (0: all)
 
     @property
     def tasks(self) -> list: return list(self.task_maps)
@@ -97,7 +99,8 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(
     amap = maps_to_volume(res.maps, scored, vol.shape, axis, sigma_z)
     top = np.sort(res.scores)[::-1][:max(1, top_k)]
     return VolumeScore(float(top.mean()), slice_scores, task_slice, amap, axis, scored, res.task_maps, scorer.norms, scorer.sigma,
-                       sigma_z, scorer.fusion, res.device, time.perf_counter() - t0, list(getattr(scorer, 'fusion_tasks', [])))
+                       sigma_z, scorer.fusion, res.device, time.perf_counter() - t0, list(getattr(scorer, 'fusion_tasks', [])),
+                       getattr(scorer, 'top_parts', ScoringConfig.top_parts))
 
 # %% ../nbs/12_volume_jobs.ipynb #18d112ed
 @patch
@@ -115,8 +118,9 @@ def fused_volume(vs: VolumeScore, # from `score_volume`
     "The fused 3-D map and per-slice scores from a choice of tasks (no model run)."
     tasks = list(tasks or vs.fused_tasks)
     s = np.full(len(vs.slice_scores), np.nan)
-    s[vs.scored] = fuse_scores({t: v[vs.scored] for t, v in vs.task_slice_scores.items()}, vs.norms, vs.fusion, tasks)
-    return maps_to_volume(fuse_maps(vs.task_maps, vs.norms, tasks, vs.sigma), vs.scored, vs.amap.shape, vs.axis, vs.sigma_z), s
+    s[vs.scored] = fuse_scores({t: v[vs.scored] for t, v in vs.task_slice_scores.items()}, vs.norms, vs.fusion, tasks,
+                                 top=vs.top_parts)
+    return maps_to_volume(fuse_maps(vs.task_maps, vs.norms, tasks, vs.sigma, vs.top_parts), vs.scored, vs.amap.shape, vs.axis, vs.sigma_z), s
 
 # %% ../nbs/12_volume_jobs.ipynb #7ce02d1a
 def _write_volume_maps(vol, vs, out: Path, stem: str, task_maps: bool) -> list[str]:

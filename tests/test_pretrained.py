@@ -85,6 +85,17 @@ def test_cli_evaluate_demo(tmp_path, monkeypatch, card_figures):
     assert all(abs(fused[k] - card_figures['fused'][k]) <= FIGURE_TOLERANCE for k in FIGURES), (fused, card_figures['fused'])
 
 
+def test_cli_evaluate_top_parts(tmp_path, monkeypatch, card_figures):
+    "`--top-parts 0` fuses every part by their mean (as runs before 0.2.6): the same parts, another fused figure."
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu', '--top-parts', '0')
+    assert rc == 0, err
+    got = json.loads((tmp_path / 'report' / 'metrics.json').read_text())
+    for t, want in card_figures['tasks'].items():
+        assert all(abs(got[t][k] - want[k]) <= FIGURE_TOLERANCE for k in FIGURES), (t, got[t], want)
+    assert got['fused']['aupro'] != card_figures['fused']['aupro'], (got['fused'], card_figures['fused'])
+
+
 def test_local_demo_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'demo').mkdir()   # not a run: it hides the shipped one, and the error says how to reach it
