@@ -92,8 +92,8 @@ class TaskNorm:
 
 # %% ../nbs/06_score.ipynb #848b6d4b
 def largest_mean(parts, # (P, ...) the parts' values, stacked
-             top: int = ScoringConfig.top_parts, # how many of the largest to average (0, or more than there are: all)
-            ) -> np.ndarray:
+                 top: int = ScoringConfig.top_parts, # how many of the largest to average (0, or more than there are: all)
+                ) -> np.ndarray:
     "At each position, the mean of the `top` largest of the parts' values."
     parts = np.asarray(parts)
     if not 0 < top < len(parts): return parts.mean(0)
