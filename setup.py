@@ -25,6 +25,7 @@ dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 volumes_requirements = shlex.split(cfg.get('volumes_requirements', ''))  # NIfTI and DICOM volumes: pip install "mtlmad[volumes]"
 console_scripts = cfg.get('console_scripts', '').split()
 data_licence = f'{lib_path}/data/LICENSE-colin27.txt'
+run_packages = setuptools.find_namespace_packages(include=[lib_path + '.pretrained', lib_path + '.pretrained.*'])
 
 # setuptools >= 77 writes SPDX licence metadata (PEP 639); older ones take the name and a classifier.
 if int(setuptools.__version__.split('.')[0]) >= 77:
@@ -59,8 +60,10 @@ setuptools.setup(
     **license_kw,
     # mtlmad/data is the data layer (a package) and also ships the embedded MRI: its npz, md and txt files go with it.
     # mtlmad/pretrained/<name>/ holds the runs shipped with mtlmad (`make pretrained`), data of the package too.
-    packages=setuptools.find_packages(include=[lib_path, lib_path + '.*']),
-    package_data={lib_path + '.data': ['*.npz', '*.md', '*.txt'], lib_path: ['pretrained/*/*.pt', 'pretrained/*/*.json', 'pretrained/*/*.md']},
+    # The run folders have no __init__.py: they are listed as namespace packages (run_packages), so setuptools ships
+    # their files without warning that an importable folder was left out.
+    packages=setuptools.find_packages(include=[lib_path, lib_path + '.*']) + run_packages,
+    package_data={lib_path + '.data': ['*.npz', '*.md', '*.txt'], **{p: ['*.pt', '*.json', '*.md'] for p in run_packages}},
     include_package_data=True,
     python_requires='>=' + min_python,
     install_requires=requirements,

@@ -37,6 +37,7 @@ def test_setup_reads_settings():
     assert any(r.startswith('torch') for r in kw['install_requires'])
     assert 'Development Status :: 3 - Alpha' in kw['classifiers']  # settings.ini: status = 3
     assert {'mtlmad', 'mtlmad.tasks', 'mtlmad.data'} <= set(kw['packages'])
+    assert 'mtlmad.pretrained.demo' in kw['packages'], 'the shipped run folder must be listed, or setuptools warns it is left out'
 
 
 def test_setup_without_readme(tmp_path):
