@@ -143,6 +143,7 @@ class MTLConfig(Config):
     weight_decay: float = 1e-4
     warmup_steps: int = 50       # linear warm-up before the cosine decay
     augment: bool = True         # light augmentation of the normal training images
+    augment_options: dict = field(default_factory=dict) # ranges of the augmentation other than `mtlmad.train.augment`'s defaults, e.g. {'scale': [0.8, 1.25]}
     amp: bool = True             # mixed precision on GPU (ignored on CPU)
     seed: int = 0
 

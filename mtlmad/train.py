@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train.ipynb #05fea4dd
 from __future__ import annotations
-import contextlib, dataclasses, math, random, signal, threading
+import contextlib, dataclasses, inspect, math, random, signal, threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +21,8 @@ from .moe import MTLModel
 from .tasks import make_tasks
 
 # %% auto #0
-__all__ = ['augment', 'lr_factor', 'rng_state', 'set_rng_state', 'TrainResult', 'TrainState', 'init_training', 'train_step',
-           'valid_losses', 'TrainingInterrupted', 'fit']
+__all__ = ['augment', 'check_augment_options', 'lr_factor', 'rng_state', 'set_rng_state', 'TrainResult', 'TrainState',
+           'init_training', 'train_step', 'valid_losses', 'TrainingInterrupted', 'fit']
 
 # %% ../nbs/05_train.ipynb #609e02b9
 def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
@@ -48,6 +48,23 @@ def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
     c = (contrast[0] + (contrast[1] - contrast[0]) * u(b)).view(-1, 1, 1, 1)
     m = x.mean((1, 2, 3), keepdim=True)
     return ((x - m) * c + m).clamp(0, 1)
+
+# %% ../nbs/05_train.ipynb #400e9de4
+def check_augment_options(options: dict # `MTLConfig.augment_options`: `augment`'s keyword arguments
+                         ) -> dict:
+    "The options, checked: each one `augment` takes, each range (low, high) with 0 < low <= high."
+    known = [p for p in inspect.signature(augment).parameters if p not in ('images', 'generator')]
+    bad = sorted(set(options) - set(known))
+    if bad: raise ValueError(f'augment_options: unknown option(s) {bad}; known: {known}')
+    for k in ('scale', 'gamma', 'contrast'):
+        v = options.get(k)
+        if v is not None and not (isinstance(v, (list, tuple)) and len(v) == 2 and 0 < v[0] <= v[1]):
+            raise ValueError(f'augment_options: {k} must be a range [low, high] with 0 < low <= high, got {v!r}')
+    for k in ('max_rot', 'max_shift'):
+        v = options.get(k)
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
+            raise ValueError(f'augment_options: {k} must be a number >= 0, got {v!r}')
+    return options
 
 # %% ../nbs/05_train.ipynb #5d79914a
 def lr_factor(step: int, # the step about to be taken (0-based)
@@ -178,6 +195,7 @@ def init_training(cfg: MTLConfig, # model, tasks and schedule
                   resume_from: str | Path | None = None, # a run folder to continue (same config and images)
                  ) -> TrainState:
     "A new run ready for its first step (seeded, tasks fitted), or the run saved in `resume_from`."
+    check_augment_options(cfg.augment_options)
     ckpt = _resume_checkpoint(resume_from, cfg) if resume_from is not None else None
     seed_everything(cfg.seed)
     rank, world, _ = dist_info()
@@ -238,7 +256,7 @@ def train_step(state: TrainState, # the run: its weights, optimiser, schedule, g
               ) -> dict:
     "One optimiser step on `images`; its record: step, total loss, balance term (aux), learning rate, each task's loss."
     cfg, gen = state.cfg, state.generator
-    if cfg.augment: images = augment(images, gen)
+    if cfg.augment: images = augment(images, gen, **cfg.augment_options)
     rows, share = _my_rows(len(images), state.rank, state.world)
     amp = torch.autocast(state.device.type, dtype=state.amp) if state.amp else contextlib.nullcontext()
     with amp:
