@@ -49,7 +49,7 @@ def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
     m = x.mean((1, 2, 3), keepdim=True)
     return ((x - m) * c + m).clamp(0, 1)
 
-# %% ../nbs/05_train.ipynb #400e9de4
+# %% ../nbs/05_train.ipynb #a68f148a
 def check_augment_options(options: dict # `MTLConfig.augment_options`: `augment`'s keyword arguments
                          ) -> dict:
     "The options, checked: each one `augment` takes, each range (low, high) with 0 < low <= high."
