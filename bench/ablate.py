@@ -86,10 +86,11 @@ def compare(log: Path, a: str, b: str) -> str:
             cells.append(f'{np.mean(va):.1f} / {np.mean(vb):.1f} / {np.mean(vb) - np.mean(va):+.1f}')
         out.append(f"| {d} | {','.join(map(str, ss))} | {' | '.join(cells)} |")
     out.append('')
+    TIE = 0.005   # below the printed precision: float noise between identical models is a level pair, not a win
     for m in METRICS:
         dm = np.array(diffs[m]); sd = dm.std(ddof=1) if len(dm) > 1 else 0.0
         out.append(f'- {m}: mean difference {dm.mean():+.2f} over {len(dm)} pairs (std {sd:.2f}, standard error {sd / np.sqrt(len(dm)):.2f}); '
-                   f'{int((dm > 0).sum())} of {len(dm)} pairs favour {b}')
+                   f'{int((dm > TIE).sum())} of {len(dm)} pairs favour {b}' + (f', {int(level)} level' if (level := (abs(dm) <= TIE).sum()) else ''))
     return '\n'.join(out)
 
 
