@@ -66,6 +66,9 @@ def fold_split(fold: int, n: int = 133) -> np.ndarray:
     return a
 
 
+TIE = 0.005   # a paired difference this small (below the printed precision) is level: float noise between identical models
+
+
 def compare(log: Path, a: str, b: str) -> str:
     "Markdown: validation figures of runs `b` minus runs `a`, paired by data folder (fold) and seed."
     runs = {}
@@ -86,11 +89,11 @@ def compare(log: Path, a: str, b: str) -> str:
             cells.append(f'{np.mean(va):.1f} / {np.mean(vb):.1f} / {np.mean(vb) - np.mean(va):+.1f}')
         out.append(f"| {d} | {','.join(map(str, ss))} | {' | '.join(cells)} |")
     out.append('')
-    TIE = 0.005   # below the printed precision: float noise between identical models is a level pair, not a win
     for m in METRICS:
         dm = np.array(diffs[m]); sd = dm.std(ddof=1) if len(dm) > 1 else 0.0
+        better, level = int((dm > TIE).sum()), int((abs(dm) <= TIE).sum())
         out.append(f'- {m}: mean difference {dm.mean():+.2f} over {len(dm)} pairs (std {sd:.2f}, standard error {sd / np.sqrt(len(dm)):.2f}); '
-                   f'{int((dm > TIE).sum())} of {len(dm)} pairs favour {b}' + (f', {int(level)} level' if (level := (abs(dm) <= TIE).sum()) else ''))
+                   f'{better} of {len(dm)} pairs favour {b}' + (f', {level} level' if level else ''))
     return '\n'.join(out)
 
 

@@ -52,18 +52,16 @@ def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
 # %% ../nbs/05_train.ipynb #a68f148a
 def check_augment_options(options: dict # `MTLConfig.augment_options`: `augment`'s keyword arguments
                          ) -> dict:
-    "The options, checked: each one `augment` takes, each range (low, high) with 0 < low <= high."
-    known = [p for p in inspect.signature(augment).parameters if p not in ('images', 'generator')]
-    bad = sorted(set(options) - set(known))
-    if bad: raise ValueError(f'augment_options: unknown option(s) {bad}; known: {known}')
-    for k in ('scale', 'gamma', 'contrast'):
-        v = options.get(k)
-        if v is not None and not (isinstance(v, (list, tuple)) and len(v) == 2 and 0 < v[0] <= v[1]):
-            raise ValueError(f'augment_options: {k} must be a range [low, high] with 0 < low <= high, got {v!r}')
-    for k in ('max_rot', 'max_shift'):
-        v = options.get(k)
-        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0):
-            raise ValueError(f'augment_options: {k} must be a number >= 0, got {v!r}')
+    "The options, checked against `augment`'s own: a range (its default a tuple) is [low, high] with 0 < low <= high, any other a number >= 0."
+    defaults = {n: p.default for n, p in inspect.signature(augment).parameters.items() if n not in ('images', 'generator')}
+    bad = sorted(set(options) - set(defaults))
+    if bad: raise ValueError(f'augment_options: unknown option(s) {bad}; known: {list(defaults)}')
+    number = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool)
+    for k, v in options.items():
+        if isinstance(defaults[k], tuple):
+            if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(map(number, v)) and 0 < v[0] <= v[1]):
+                raise ValueError(f'augment_options: {k} must be a range [low, high] with 0 < low <= high, got {v!r}')
+        elif not (number(v) and v >= 0): raise ValueError(f'augment_options: {k} must be a number >= 0, got {v!r}')
     return options
 
 # %% ../nbs/05_train.ipynb #5d79914a
