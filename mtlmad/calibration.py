@@ -35,6 +35,7 @@ class ScoringConfig:
     ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
     top_parts: int = 2 # each fused score and pixel: the mean of this many largest part z-scores (0: of every part)
+    groups: tuple = (('inpaint', 'denoise'),) # parts counted as one before `top_parts`: at each image and pixel, their largest z
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
     features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
@@ -43,10 +44,23 @@ class ScoringConfig:
         ss = self.score_sigma
         object.__setattr__(self, 'score_sigma', tuple(map(float, ss)) if isinstance(ss, (list, tuple)) else float(ss))
         if self.fusion_tasks is not None: object.__setattr__(self, 'fusion_tasks', tuple(self.fusion_tasks))
+        if isinstance(self.groups, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in self.groups):
+            object.__setattr__(self, 'groups', tuple(tuple(g) for g in self.groups))   # lists read from JSON
         self._check()
 
 # %% ../nbs/06a_calibration.ipynb #216e7e96
 def _whole(v): return not isinstance(v, bool) and isinstance(v, (int, float)) and float(v).is_integer()
+
+def _check_groups(groups):
+    "Groups are tuples of two or more part names, and no part is in two of them."
+    if not (isinstance(groups, tuple) and all(isinstance(g, tuple) for g in groups)):
+        raise ValueError(f"groups must be a list of lists of part names, e.g. [['inpaint', 'denoise']], got {groups!r}")
+    seen = set()
+    for g in groups:
+        if len(g) < 2 or len(set(g)) < len(g) or not all(isinstance(t, str) for t in g):
+            raise ValueError(f'each group of groups must name two or more different parts, got {list(g)!r}')
+        if seen & set(g): raise ValueError(f'groups: {sorted(seen & set(g))} in two groups; a part counts in one group at most')
+        seen |= set(g)
 
 @patch
 def _check(self: ScoringConfig):
@@ -59,6 +73,7 @@ def _check(self: ScoringConfig):
     for name, v in [('sigma', self.sigma), ('floor', self.floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
+    _check_groups(self.groups)
     object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
     object.__setattr__(self, 'top_parts', int(self.top_parts))
     object.__setattr__(self, 'erode', int(self.erode))
@@ -68,7 +83,8 @@ def _check(self: ScoringConfig):
 def to_dict(self: ScoringConfig) -> dict:
     "Plain values (lists for tuples), for a checkpoint."
     d = dataclasses.asdict(self)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+    plain = lambda v: [plain(x) for x in v] if isinstance(v, tuple) else v
+    return {k: plain(v) for k, v in d.items()}
 
 # %% ../nbs/06a_calibration.ipynb #075035b2
 @patch(cls_method=True)

@@ -98,6 +98,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="image score: mean of the tasks' z-scores, their mean rank, or the max of the fused map (default: the run's)")
     s.add_argument('--top-parts', type=int, default=None, metavar='N',
                    help="fuse each image and pixel by the mean of its N largest parts (0: of all; default: the run's)")
+    s.add_argument('--groups', nargs='+', default=None, metavar='A+B',
+                   help="parts counted as one before --top-parts, each group its parts joined by '+' "
+                        "(e.g. inpaint+denoise; 'none': every part on its own; default: the run's)")
     s.add_argument('--device', default='auto', help=DEVICE_HELP)
 
     s = sub.add_parser('predict', help='anomaly scores and maps for image files and volumes')
@@ -153,7 +156,8 @@ def _run(a) -> int:
     cfg = _demo_config(a) if a.command == 'demo' else None  # bad options fail before any work
     if a.command == 'train': return _train(a)
     elif a.command == 'evaluate':
-        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device, top_parts=a.top_parts)
+        groups = None if a.groups is None else [g.split('+') for g in a.groups if g != 'none']
+        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device, top_parts=a.top_parts, groups=groups)
     elif a.command == 'predict':
         _predict(a)
     elif a.command == 'demo':

@@ -96,7 +96,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
-FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts')   # what `open_scorer` may change: they act after the calibration
+FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups')   # what `open_scorer` may change: they act after the calibration
 
 def _run_scoring(r, scoring) -> ScoringConfig:
     "The scoring a loaded run was calibrated with, `scoring` applied; naming no fused parts, it fuses its config's tasks and its feature part."
@@ -201,9 +201,10 @@ def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('d
                  data=None, # dataset folder; default: the one the run was trained on (see `load_run_split`)
                  fusion: str | None = None, device='auto', split: str = 'test', progress: bool = True,
                  top_parts: int | None = None, # fuse the mean of this many largest parts (0: all; None: the run's)
+                 groups: list | None = None, # parts counted as one, e.g. [['inpaint', 'denoise']] ([]: none; None: the run's)
                 ) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
-    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts).items() if v is not None}   # none: the run's
+    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts, groups=groups).items() if v is not None}   # none: the run's
     scorer = open_scorer(run, device, fusion_settings or None)
     es = load_run_split(run, scorer.cfg, data, split)
     if len(set(es.labels.tolist())) < 2:

@@ -25,8 +25,8 @@ from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
 # %% auto #0
-__all__ = ['feature_map', 'task_errors', 'TaskNorm', 'largest_mean', 'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult',
-           'Scorer', 'saved_scoring']
+__all__ = ['feature_map', 'task_errors', 'TaskNorm', 'largest_mean', 'merge_groups', 'fuse_maps', 'fuse_scores', 'Prediction',
+           'ScoreResult', 'Scorer', 'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -99,16 +99,29 @@ def largest_mean(parts, # (P, ...) the parts' values, stacked
     if not 0 < top < len(parts): return parts.mean(0)
     return np.sort(parts, axis=0)[len(parts) - top:].mean(0)
 
+def merge_groups(parts: dict, # part -> its normalised values (z-scores or z-maps), all of one shape
+                 groups=ScoringConfig.groups, # parts counted as one: each group's parts merged by their largest value
+                ) -> list:
+    "The parts' values, in order, each group's present parts merged into one by their largest value at each position."
+    merged, done = [], set()
+    for name in parts:
+        if name in done: continue
+        members = [t for t in next((g for g in groups if name in g), (name,)) if t in parts]
+        merged.append(np.max([parts[t] for t in members], 0) if len(members) > 1 else parts[name])
+        done.update(members)
+    return merged
+
 def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
               norms: dict, # task -> TaskNorm
               tasks: Sequence[str] | None = None, # the tasks that enter the fusion (default: all)
               sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the fused map, in pixels
               top: int = ScoringConfig.top_parts, # each pixel: mean of its `top` largest normalised parts (0: of all)
+              groups=ScoringConfig.groups, # parts counted as one before `top` (`merge_groups`)
              ) -> np.ndarray:
     "Fuse per-task error maps into one anomaly map: at each pixel the mean of the largest normalised maps, smoothed."
     tasks = list(tasks if tasks is not None else task_maps)
     if not tasks: raise ValueError('fuse_maps needs at least one task')
-    return gaussian_blur(largest_mean([norms[t].z_map(task_maps[t]) for t in tasks], top), sigma)
+    return gaussian_blur(largest_mean(merge_groups({t: norms[t].z_map(task_maps[t]) for t in tasks}, groups), top), sigma)
 
 
 # %% ../nbs/06_score.ipynb #2cba754f
@@ -119,18 +132,19 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 task_maps: dict | None = None, # task -> (N,H,W) maps: needed by 'max'
                 sigma: float = ScoringConfig.sigma, # smoothing of the fused map ('max')
                 top: int = ScoringConfig.top_parts, # each image: mean of its `top` largest parts (0: of all; `largest_mean`)
+                groups=ScoringConfig.groups, # parts counted as one before `top` (`merge_groups`)
                ) -> np.ndarray:
     "Fuse per-task image scores (or, for 'max', per-task maps) into one score per image."
     tasks = list(tasks if tasks is not None else task_scores)
     if not tasks: raise ValueError('fuse_scores needs at least one task')
     if fusion == 'max':
         if task_maps is None: raise ValueError("fusion 'max' scores the fused map: pass task_maps")
-        m = fuse_maps(task_maps, norms, tasks, sigma, top)
+        m = fuse_maps(task_maps, norms, tasks, sigma, top, groups)
         return m.reshape(len(m), -1).max(1) if m.ndim == 3 else np.float64(m.max())
-    if fusion == 'mean': parts = [norms[t].z_score(task_scores[t]) for t in tasks]
-    elif fusion == 'rank': parts = [norms[t].rank(task_scores[t]) for t in tasks]
+    if fusion == 'mean': parts = {t: norms[t].z_score(task_scores[t]) for t in tasks}
+    elif fusion == 'rank': parts = {t: norms[t].rank(task_scores[t]) for t in tasks}
     else: raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
-    return largest_mean(parts, top)
+    return largest_mean(merge_groups(parts, groups), top)
 
 
 # %% ../nbs/06_score.ipynb #16963440
@@ -169,10 +183,10 @@ class ScoreResult:
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
     def refuse(self, norms: dict, tasks=None, fusion=ScoringConfig.fusion, sigma=ScoringConfig.sigma,
-               top=ScoringConfig.top_parts) -> 'ScoreResult':
+               top=ScoringConfig.top_parts, groups=ScoringConfig.groups) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
-        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top), self.task_scores,
-                           fuse_maps(self.task_maps, norms, tasks, sigma, top), self.task_maps, self.device, self.gates, self.paths)
+        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top, groups), self.task_scores,
+                           fuse_maps(self.task_maps, norms, tasks, sigma, top, groups), self.task_maps, self.device, self.gates, self.paths)
 
 # %% ../nbs/06_score.ipynb #39e755b0
 def _batches(images, batch_size):
@@ -220,7 +234,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'top_parts', 'foreground_only'):
+for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'top_parts', 'groups', 'foreground_only'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -300,8 +314,8 @@ def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, 
     if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
     maps, scores, gates = self.raw(images, batch_size, progress)
     tasks = tasks or self.fusion_tasks
-    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts), scores,
-                       fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts), maps, str(self.device), gates, paths)
+    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts, self.groups), scores,
+                       fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts, self.groups), maps, str(self.device), gates, paths)
 
 # %% ../nbs/06_score.ipynb #4d0e6c86
 @patch
@@ -331,4 +345,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'k' not in saved and norm.get('_reference'): saved['k'] = int(norm['_reference'].get('k', ScoringConfig.k))   # 0.2.1-2
     if 'features' not in saved: saved['features'] = False   # runs before 0.2.5 have no feature part
     if 'top_parts' not in saved: saved['top_parts'] = 0   # runs before 0.2.6 fuse the mean of every part
+    if 'groups' not in saved: saved['groups'] = ()   # runs before 0.2.7 count every part on its own
     return ScoringConfig.from_dict({**saved, **ov})

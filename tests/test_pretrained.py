@@ -85,15 +85,24 @@ def test_cli_evaluate_demo(tmp_path, monkeypatch, card_figures):
     assert all(abs(fused[k] - card_figures['fused'][k]) <= FIGURE_TOLERANCE for k in FIGURES), (fused, card_figures['fused'])
 
 
-def test_cli_evaluate_top_parts(tmp_path, monkeypatch, card_figures):
-    "`--top-parts 0` fuses every part by their mean (as runs before 0.2.6): the same parts, another fused figure."
+@pytest.mark.parametrize('option', [('--top-parts', '0'), ('--groups', 'none')])
+def test_cli_evaluate_another_fusion(tmp_path, monkeypatch, card_figures, option):
+    """`--top-parts 0` fuses every part by their mean (as runs before 0.2.6), `--groups none` counts every part on its own
+    (as runs before 0.2.7): the same parts, another fused figure."""
     monkeypatch.chdir(tmp_path)
-    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu', '--top-parts', '0')
+    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu', *option)
     assert rc == 0, err
     got = json.loads((tmp_path / 'report' / 'metrics.json').read_text())
     for t, want in card_figures['tasks'].items():
         assert all(abs(got[t][k] - want[k]) <= FIGURE_TOLERANCE for k in FIGURES), (t, got[t], want)
     assert got['fused']['aupro'] != card_figures['fused']['aupro'], (got['fused'], card_figures['fused'])
+
+
+def test_cli_evaluate_refuses_a_group_of_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'one', '--device', 'cpu', '--groups', 'inpaint')
+    assert rc == 2 and 'two or more different parts' in err and 'Traceback' not in err, err
+    assert not (tmp_path / 'one').exists()
 
 
 def test_local_demo_folder(tmp_path, monkeypatch):

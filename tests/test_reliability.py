@@ -325,7 +325,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     assert open_scorer(tmp_path, device='cpu', scoring=dict(sigma=3.0)).score_sigma == 3.0
     v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
     save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
-    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0)   # the mean of every part, as before 0.2.6
+    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=())   # the mean of every part, as before 0.2.6
     cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25)
     multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
@@ -343,3 +343,12 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     np.testing.assert_array_equal(got.scores, want.scores); np.testing.assert_array_equal(got.maps, want.maps)
     assert not np.allclose(got.scores, two.score(IMGS).scores)   # the mean of the largest two is not the mean of all
     with pytest.raises(ValueError, match='unknown scoring settings'): open_scorer(tmp_path, device='cpu', scoring=dict(sgima=1))
+    v026 = {**multi.norms_dict(), '_scoring': {k: v for k, v in multi.norms_dict()['_scoring'].items() if k != 'groups'}}
+    save_checkpoint(tmp_path / 'v026' / 'model.pt', res.model, res.tasks, TINY, norm=v026)   # 0.2.6 saved no groups
+    alone = open_scorer(tmp_path / 'v026', device='cpu', scoring=allp)
+    assert alone.groups == () and back.groups == (('inpaint', 'denoise'),)   # every part on its own, as 0.2.6 fused
+    pair = (tuple(back.parts[:2]),)   # two of this tiny run's parts counted as one
+    one = open_scorer(tmp_path / 'v026', device='cpu', scoring=dict(allp, groups=pair))   # a fusion setting: no calibration
+    got, want = one.score(IMGS), alone.score(IMGS).refuse(alone.norms, back.parts, 'mean', 1.5, 2, pair)
+    np.testing.assert_array_equal(got.scores, want.scores); np.testing.assert_array_equal(got.maps, want.maps)
+    assert not np.allclose(got.scores, alone.score(IMGS).scores)   # one vote, not two: another score
