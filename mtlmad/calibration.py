@@ -39,6 +39,7 @@ class ScoringConfig:
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
     features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
+    feature_bank: int = 0 # the feature part's distance: to the nearest of this many normal tissue locations (0: to the Gaussian's mean)
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -73,9 +74,11 @@ def _check(self: ScoringConfig):
     for name, v in [('sigma', self.sigma), ('floor', self.floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
+    if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     _check_groups(self.groups)
     object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
     object.__setattr__(self, 'top_parts', int(self.top_parts))
+    object.__setattr__(self, 'feature_bank', int(self.feature_bank))
     object.__setattr__(self, 'erode', int(self.erode))
 
 # %% ../nbs/06a_calibration.ipynb #098ea974

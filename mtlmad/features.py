@@ -51,15 +51,17 @@ class FeatureDensity:
     basis: torch.Tensor # (D, k) their k strongest directions of variation
     inv_var: torch.Tensor # (k,) one over the variance along each
     inv_rest: torch.Tensor # () one over the shared variance of every other direction (0 when k = D)
+    bank: torch.Tensor | None = None # (n, k + D) normal tissue locations, whitened: the distance is to the nearest (None: to the mean)
 
     def to_dict(self) -> dict:
-        return {'tasks': list(self.tasks), 'mean': self.mean, 'basis': self.basis, 'inv_var': self.inv_var, 'inv_rest': self.inv_rest}
+        d = {'tasks': list(self.tasks), 'mean': self.mean, 'basis': self.basis, 'inv_var': self.inv_var, 'inv_rest': self.inv_rest}
+        return d if self.bank is None else {**d, 'bank': self.bank}
 
     @classmethod
     def from_dict(cls, d: dict | None):
         "A density from its `to_dict` (a checkpoint's `_features`); None stays None."
         if d is None or isinstance(d, cls): return d
-        return cls(tuple(d['tasks']), d['mean'], d['basis'], d['inv_var'], d['inv_rest'])
+        return cls(tuple(d['tasks']), d['mean'], d['basis'], d['inv_var'], d['inv_rest'], d.get('bank'))
 
 
 # %% ../nbs/06b_features.ipynb #52b85194
@@ -112,14 +114,38 @@ FeatureDensity.from_moments, FeatureDensity.fit = classmethod(_from_moments), cl
 def _distance(self: FeatureDensity, feats: torch.Tensor, # (B, D, s, s) stacked features
               size: tuple, # (H, W) of the images
              ) -> torch.Tensor:
-    "Each location's Mahalanobis distance to the normal features, upsampled to `size`: (B, H, W)."
+    "Each location's Mahalanobis distance to the normal features (their mean, or the nearest in `bank`), upsampled to `size`: (B, H, W)."
+    if self.bank is not None: return _up(self.nearest(feats), size)
     d = feats.float().permute(0, 2, 3, 1) - self.mean.to(feats.device, torch.float32)
     p = d @ self.basis.to(feats.device, torch.float32)   # along the strong directions (a shipped run keeps them in float16)
     off = (d * d).sum(-1) - (p * p).sum(-1)   # the squared length off them
     q = (p * p * self.inv_var.to(feats.device, torch.float32)).sum(-1) + off.clamp_min(0) * self.inv_rest.to(feats.device, torch.float32)
-    return F.interpolate(q.clamp_min(0).sqrt()[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
+    return _up(q.clamp_min(0).sqrt(), size)
+
+def _up(dist, size): return F.interpolate(dist[:, None], size=size, mode='bilinear', align_corners=False)[:, 0]
 FeatureDensity.distance = _distance
 
+
+# %% ../nbs/06b_features.ipynb #414f2318
+def _whiten(self: FeatureDensity, feats: torch.Tensor, # (..., D) feature vectors
+           ) -> torch.Tensor:
+    "Coordinates (..., k + D) in which the Euclidean distance between two vectors is their Mahalanobis distance."
+    dev = feats.device
+    d = feats.float() - self.mean.to(dev, torch.float32)
+    basis = self.basis.to(dev, torch.float32)
+    p = d @ basis   # along the strong directions, then what is left off them
+    return torch.cat([p * self.inv_var.to(dev, torch.float32).sqrt(), (d - p @ basis.T) * self.inv_rest.to(dev, torch.float32).sqrt()], -1)
+
+@torch.no_grad()
+def _nearest(self: FeatureDensity, feats: torch.Tensor, # (B, D, s, s) stacked features
+             chunk: int = 2048, # locations compared with the bank at once (memory: chunk x bank floats)
+            ) -> torch.Tensor:
+    "Each location's Mahalanobis distance to the nearest normal location in `bank`: (B, s, s)."
+    if self.bank is None: raise ValueError('this feature part has no bank of normal locations (ScoringConfig.feature_bank=0)')
+    b, _, h, w = feats.shape
+    q, bank = self.whiten(feats.permute(0, 2, 3, 1)).reshape(b * h * w, -1), self.bank.to(feats.device, torch.float32)
+    return torch.cat([torch.cdist(c, bank).min(1).values for c in q.split(chunk)]).reshape(b, h, w)
+FeatureDensity.whiten, FeatureDensity.nearest = _whiten, _nearest
 
 # %% ../nbs/06b_features.ipynb #ceb7a846
 def seeing_tasks(tasks: dict, # task name -> ProxyTask
@@ -155,9 +181,21 @@ def fit_density(model, # the joint model
                 tasks: dict, # task name -> ProxyTask
                 images: torch.Tensor, # (N, C, S, S) normal images
                 batch_size: int = 16,
+                bank: int = 0, # also keep this many of their tissue locations, drawn at random (`FeatureDensity.bank`; 0: none)
+                seed: int = 0, # of that draw
                ) -> FeatureDensity:
-    "The Gaussian of the head features of normal `images`, over their tissue locations, fitted batch by batch."
+    "The Gaussian of the head features of normal `images`, over their tissue locations, fitted batch by batch; and a bank."
     m, names = FeatureMoments(), seeing_tasks(tasks, images)
-    for x, f in feature_batches(model, names, images, batch_size): m.add(f, tissue_cells(x, f.shape[-1]))
-    return FeatureDensity.from_moments(m, names)
+    kept, keys, g = None, None, torch.Generator().manual_seed(seed)
+    for x, f in feature_batches(model, names, images, batch_size):
+        cells = tissue_cells(x, f.shape[-1])
+        m.add(f, cells)
+        if bank:   # a uniform draw without replacement, batch by batch: the locations with the `bank` smallest random keys
+            v = f.permute(0, 2, 3, 1)[cells]
+            kept = v if kept is None else torch.cat([kept, v])
+            keys = torch.rand(len(v), generator=g) if keys is None else torch.cat([keys, torch.rand(len(v), generator=g)])
+            if len(kept) > bank: keys, order = keys.topk(bank, largest=False); kept = kept[order]
+    dens = FeatureDensity.from_moments(m, names)
+    if bank: dens.bank = dens.whiten(kept).half()   # float16: half the checkpoint, distances as close as the features
+    return dens
 

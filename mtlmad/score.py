@@ -279,7 +279,8 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     if reference_images is not None and len(reference_images) < self.k:
         raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
     if self.scoring.features and hasattr(self.model, 'last_features'):   # a model that keeps its head features (`MTLModel`)
-        self.density = fit_density(self.model, self.tasks, normal_images if reference_images is None else reference_images, batch_size)
+        self.density = fit_density(self.model, self.tasks, normal_images if reference_images is None else reference_images, batch_size,
+                                   self.scoring.feature_bank)
     if reference_images is not None:
         maps, _, _ = self.errors(reference_images, batch_size)
         fg = foreground_masks(reference_images, self.erode)

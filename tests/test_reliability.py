@@ -352,3 +352,9 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     got, want = one.score(IMGS), alone.score(IMGS).refuse(alone.norms, back.parts, 'mean', 1.5, 2, pair)
     np.testing.assert_array_equal(got.scores, want.scores); np.testing.assert_array_equal(got.maps, want.maps)
     assert not np.allclose(got.scores, alone.score(IMGS).scores)   # one vote, not two: another score
+    banked = Scorer(res.model, res.tasks, device='cpu', scoring=dict(feature_bank=20, k=3)); banked.calibrate(IMGS, IMGS)
+    save_checkpoint(tmp_path / 'bank' / 'model.pt', res.model, res.tasks, TINY, norm=banked.norms_dict())
+    again = open_scorer(tmp_path / 'bank', device='cpu')   # the bank travels with the run
+    assert again.scoring.feature_bank == 20 and again.density.bank.shape[0] == 20 and back.density.bank is None
+    np.testing.assert_array_equal(again.score(IMGS).task_scores['features'], banked.score(IMGS).task_scores['features'])
+    with pytest.raises(ValueError, match='feature_bank changed'): open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(feature_bank=20))
