@@ -111,13 +111,19 @@ FeatureDensity.from_moments, FeatureDensity.fit = classmethod(_from_moments), cl
 
 
 # %% ../nbs/06b_features.ipynb #cc743e71
+def _projected(self: FeatureDensity, feats: torch.Tensor, # (..., D) feature vectors
+              ) -> tuple:
+    "The vectors centred on the normal mean, their coordinates along the strong directions, and those directions (float32)."
+    basis = self.basis.to(feats.device, torch.float32)   # a shipped run keeps them in float16
+    d = feats.float() - self.mean.to(feats.device, torch.float32)
+    return d, d @ basis, basis
+
 def _distance(self: FeatureDensity, feats: torch.Tensor, # (B, D, s, s) stacked features
               size: tuple, # (H, W) of the images
              ) -> torch.Tensor:
     "Each location's Mahalanobis distance to the normal features (their mean, or the nearest in `bank`), upsampled to `size`: (B, H, W)."
     if self.bank is not None: return _up(self.nearest(feats), size)
-    d = feats.float().permute(0, 2, 3, 1) - self.mean.to(feats.device, torch.float32)
-    p = d @ self.basis.to(feats.device, torch.float32)   # along the strong directions (a shipped run keeps them in float16)
+    d, p, _ = _projected(self, feats.permute(0, 2, 3, 1))   # p: along the strong directions
     off = (d * d).sum(-1) - (p * p).sum(-1)   # the squared length off them
     q = (p * p * self.inv_var.to(feats.device, torch.float32)).sum(-1) + off.clamp_min(0) * self.inv_rest.to(feats.device, torch.float32)
     return _up(q.clamp_min(0).sqrt(), size)
@@ -131,9 +137,7 @@ def _whiten(self: FeatureDensity, feats: torch.Tensor, # (..., D) feature vector
            ) -> torch.Tensor:
     "Coordinates (..., k + D) in which the Euclidean distance between two vectors is their Mahalanobis distance."
     dev = feats.device
-    d = feats.float() - self.mean.to(dev, torch.float32)
-    basis = self.basis.to(dev, torch.float32)
-    p = d @ basis   # along the strong directions, then what is left off them
+    d, p, basis = _projected(self, feats)   # along the strong directions, then what is left off them
     return torch.cat([p * self.inv_var.to(dev, torch.float32).sqrt(), (d - p @ basis.T) * self.inv_rest.to(dev, torch.float32).sqrt()], -1)
 
 @torch.no_grad()
