@@ -33,6 +33,7 @@ class ScoringConfig:
     floor: float = 0.5 # floor of the per-location spread, a fraction of the task's spread (`make_reference`)
     erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
     ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
+    rms_parts: tuple = ('features',) # parts whose per-location spread is the reference errors' root mean square (`local_z`)
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
     top_parts: int = 2 # each fused score and pixel: the mean of this many largest part z-scores (0: of every part)
     groups: tuple = (('inpaint', 'denoise'),) # parts counted as one before `top_parts`: at each image and pixel, their largest z
@@ -47,6 +48,7 @@ class ScoringConfig:
         if self.fusion_tasks is not None: object.__setattr__(self, 'fusion_tasks', tuple(self.fusion_tasks))
         if isinstance(self.groups, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in self.groups):
             object.__setattr__(self, 'groups', tuple(tuple(g) for g in self.groups))   # lists read from JSON
+        if isinstance(self.rms_parts, list): object.__setattr__(self, 'rms_parts', tuple(self.rms_parts))
         self._check()
 
 # %% ../nbs/06a_calibration.ipynb #216e7e96
@@ -76,6 +78,8 @@ def _check(self: ScoringConfig):
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     _check_groups(self.groups)
+    if not (isinstance(self.rms_parts, tuple) and all(isinstance(t, str) for t in self.rms_parts)):
+        raise ValueError(f"rms_parts must be a list of part names, e.g. ['features'], got {self.rms_parts!r}")
     object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
     object.__setattr__(self, 'top_parts', int(self.top_parts))
     object.__setattr__(self, 'feature_bank', int(self.feature_bank))
@@ -180,6 +184,7 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
             reference: Reference | dict, # from `make_reference`
             k: int = ScoringConfig.k, # how many similar reference images calibrate each image
             sigma: float = ScoringConfig.ref_sigma, # smoothing of the reference mean and spread (at reference resolution)
+            rms_parts=ScoringConfig.rms_parts, # tasks whose spread is the references' root mean square, not their standard deviation
            ) -> dict:
     "Each error map as a z-map against its k most similar reference images, pixel by pixel."
     reference = Reference.from_dict(reference)
@@ -190,7 +195,7 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
     for t, m in maps.items():
         r = reference.maps[t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
         mu = gaussian_blur(r.mean(1, keepdim=True), sigma); sd = gaussian_blur(r.std(1, unbiased=False, keepdim=True), sigma)
-        sd = (sd ** 2 + reference.floor[t] ** 2).sqrt()
+        sd = (sd ** 2 + reference.floor[t] ** 2 + (mu ** 2 if t in rms_parts else 0)).sqrt()   # mean square = mean² + variance
         size = m.shape[-2:]
         up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
         out[t] = ((m - up(mu)) / up(sd)).astype(np.float32)
@@ -205,9 +210,10 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       erode: int = ScoringConfig.erode, # see `foreground_masks`
                       ref_sigma: float = ScoringConfig.ref_sigma, # see `local_z`
                       foreground_only: bool = ScoringConfig.foreground_only, # False: every pixel counts
+                      rms_parts=ScoringConfig.rms_parts, # see `local_z`
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
-    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma)
+    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
     return maps, {t: image_scores(m, fg, score_sigma) for t, m in maps.items()}, fg

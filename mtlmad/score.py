@@ -234,7 +234,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'fusion', 'top_parts', 'groups', 'foreground_only'):
+for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'fusion', 'top_parts', 'groups', 'foreground_only'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -259,7 +259,7 @@ def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, d
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
-    maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only)
+    maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts)
     return maps, scores, gates, fg
 
 # %% ../nbs/06_score.ipynb #e7c8150c
@@ -347,4 +347,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'features' not in saved: saved['features'] = False   # runs before 0.2.5 have no feature part
     if 'top_parts' not in saved: saved['top_parts'] = 0   # runs before 0.2.6 fuse the mean of every part
     if 'groups' not in saved: saved['groups'] = ()   # runs before 0.2.7 count every part on its own
+    if 'rms_parts' not in saved: saved['rms_parts'] = ()   # runs before 0.2.8 spread every part by its standard deviation
     return ScoringConfig.from_dict({**saved, **ov})

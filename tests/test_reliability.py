@@ -325,7 +325,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     assert open_scorer(tmp_path, device='cpu', scoring=dict(sigma=3.0)).score_sigma == 3.0
     v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
     save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
-    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=())   # the mean of every part, as before 0.2.6
+    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=())   # the mean of every part, as before 0.2.6
     cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25)
     multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
@@ -358,3 +358,13 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     assert again.scoring.feature_bank == 20 and again.density.bank.shape[0] == 20 and back.density.bank is None
     np.testing.assert_array_equal(again.score(IMGS).task_scores['features'], banked.score(IMGS).task_scores['features'])
     with pytest.raises(ValueError, match='feature_bank changed'): open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(feature_bank=20))
+    v027 = {**multi.norms_dict(), '_scoring': {k: v for k, v in multi.norms_dict()['_scoring'].items() if k != 'rms_parts'}}
+    save_checkpoint(tmp_path / 'v027' / 'model.pt', res.model, res.tasks, TINY, norm=v027)   # 0.2.7 saved no rms_parts
+    assert open_scorer(tmp_path / 'v027', device='cpu').rms_parts == () and back.rms_parts == ('features',)   # the std everywhere, as 0.2.7
+    with pytest.raises(ValueError, match='rms_parts changed'): open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(rms_parts=[]))
+    plain = Scorer(res.model, res.tasks, device='cpu', scoring=cfg.replace(rms_parts=())); plain.calibrate(IMGS, IMGS)
+    got, want = plain.score(IMGS), multi.score(IMGS)
+    task = next(t for t in multi.parts if t != 'features')
+    np.testing.assert_array_equal(got.task_scores[task], want.task_scores[task])   # a task's spread is its std either way
+    assert (np.abs(want.task_maps['features']) <= np.abs(got.task_maps['features']) + 1e-5).all()   # the rms: a larger spread
+    assert not np.allclose(got.task_scores['features'], want.task_scores['features'])
