@@ -34,6 +34,7 @@ class ScoringConfig:
     erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
     ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
     rms_parts: tuple = ('features',) # parts whose per-location spread is the reference errors' root mean square (`local_z`)
+    brighter: tuple = () # tasks whose error counts only where the image is brighter than their output (`intensity_error`)
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
     top_parts: int = 2 # each fused score and pixel: the mean of this many largest part z-scores (0: of every part)
     groups: tuple = (('inpaint', 'denoise'),) # parts counted as one before `top_parts`: at each image and pixel, their largest z
@@ -48,7 +49,8 @@ class ScoringConfig:
         if self.fusion_tasks is not None: object.__setattr__(self, 'fusion_tasks', tuple(self.fusion_tasks))
         if isinstance(self.groups, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in self.groups):
             object.__setattr__(self, 'groups', tuple(tuple(g) for g in self.groups))   # lists read from JSON
-        if isinstance(self.rms_parts, list): object.__setattr__(self, 'rms_parts', tuple(self.rms_parts))
+        for name in ('rms_parts', 'brighter'):
+            if isinstance(getattr(self, name), list): object.__setattr__(self, name, tuple(getattr(self, name)))
         self._check()
 
 # %% ../nbs/06a_calibration.ipynb #216e7e96
@@ -78,8 +80,10 @@ def _check(self: ScoringConfig):
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     _check_groups(self.groups)
-    if not (isinstance(self.rms_parts, tuple) and all(isinstance(t, str) for t in self.rms_parts)):
-        raise ValueError(f"rms_parts must be a list of part names, e.g. ['features'], got {self.rms_parts!r}")
+    for name, eg in (('rms_parts', 'features'), ('brighter', 'denoise')):
+        v = getattr(self, name)
+        if not (isinstance(v, tuple) and all(isinstance(t, str) for t in v)):
+            raise ValueError(f"{name} must be a list of part names, e.g. ['{eg}'], got {v!r}")
     object.__setattr__(self, 'k', int(self.k))   # 10.0 read from JSON is k=10
     object.__setattr__(self, 'top_parts', int(self.top_parts))
     object.__setattr__(self, 'feature_bank', int(self.feature_bank))

@@ -46,8 +46,12 @@ def task_errors(model, # an `MTLModel` (or anything with `forward_tasks`)
                 tasks: dict, # task name -> ProxyTask
                 images: torch.Tensor, # (B,C,S,S) in [0,1], on the model's device
                 density: FeatureDensity | None = None, # the feature part (`mtlmad.features`): its map and score follow the tasks'
+                brighter: tuple = ScoringConfig.brighter, # tasks whose error counts only where the image is brighter than their output
                ) -> tuple[dict, dict, dict]:
     "Per-task error maps (B,S,S), scores (B,) and per-image gates of a batch."
+    signed = [n for n, t in tasks.items() if 'brighter' in getattr(t, 'sides', ())]
+    unsigned = [n for n in brighter if n in tasks and n not in signed]
+    if unsigned: raise ValueError(f'brighter: the errors of {unsigned} have no sign; it can name {signed}')
     inputs = {n: t.inference_inputs(images) for n, t in tasks.items()}
     preds, gates, fmap = {n: [] for n in tasks}, {}, None
     for r in range(max(len(v) for v in inputs.values())):
@@ -59,7 +63,7 @@ def task_errors(model, # an `MTLModel` (or anything with `forward_tasks`)
         if r == 0 and density is not None: fmap = feature_map(model, density, inputs, images)
     maps, scores = {}, {}
     for n, t in tasks.items():
-        err = t.error_map(images, preds[n])
+        err = t.error_map(images, preds[n], 'brighter') if n in brighter else t.error_map(images, preds[n])
         maps[n], scores[n] = err[:, 0].float(), t.score(err).float()
     if fmap is not None: maps[FEATURES], scores[FEATURES] = fmap, top_fraction_mean(fmap)   # scored as a task scores
     return maps, scores, gates
@@ -223,7 +227,7 @@ class Scorer:
         it = _batches(images, batch_size)
         if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc='scoring', unit='batch')
         for b in it:
-            m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), self.density)
+            m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), self.density, self.scoring.brighter)
             for t in self.parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
                 if t in g: gates.setdefault(t, []).append(g[t].numpy())
@@ -234,7 +238,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'fusion', 'top_parts', 'groups', 'foreground_only'):
+for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -348,4 +352,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'top_parts' not in saved: saved['top_parts'] = 0   # runs before 0.2.6 fuse the mean of every part
     if 'groups' not in saved: saved['groups'] = ()   # runs before 0.2.7 count every part on its own
     if 'rms_parts' not in saved: saved['rms_parts'] = ()   # runs before 0.2.8 spread every part by its standard deviation
+    if 'brighter' not in saved: saved['brighter'] = ()   # runs before 0.2.9 count both sides of every error
     return ScoringConfig.from_dict({**saved, **ov})

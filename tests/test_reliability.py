@@ -368,3 +368,26 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     np.testing.assert_array_equal(got.task_scores[task], want.task_scores[task])   # a task's spread is its std either way
     assert (np.abs(want.task_maps['features']) <= np.abs(got.task_maps['features']) + 1e-5).all()   # the rms: a larger spread
     assert not np.allclose(got.task_scores['features'], want.task_scores['features'])
+
+
+def test_brighter_counts_one_side_of_denoising_and_is_fixed_at_calibration(tmp_path):
+    """The option `ScoringConfig.brighter` (0.2.9): denoising's error counts only where the image is brighter than its
+    restoration; the reference errors are calibrated with it, so a run keeps it, and a run saved before 0.2.9 counts both sides."""
+    from mtlmad.jobs import open_scorer
+    from mtlmad.score import Scorer
+    cfg = CFG.replace(epochs=1, tasks=('denoise', 'tissue'))
+    res = fit(cfg, IMGS, progress=False, device='cpu')
+    one, both = (Scorer(res.model, res.tasks, device='cpu', scoring=dict(k=3, **s)) for s in (dict(brighter=['denoise']), {}))
+    assert one.brighter == ('denoise',) and both.brighter == ()
+    e1, e2 = one.errors(IMGS)[0], both.errors(IMGS)[0]
+    assert (e1['denoise'] <= e2['denoise'] + 1e-6).all() and e1['denoise'].sum() < e2['denoise'].sum()   # one side of it
+    np.testing.assert_array_equal(e1['tissue'], e2['tissue'])   # a task without a sign is as it was
+    one.calibrate(IMGS, IMGS)
+    save_checkpoint(tmp_path / 'model.pt', res.model, res.tasks, cfg, norm=one.norms_dict())
+    assert open_scorer(tmp_path, device='cpu').brighter == ('denoise',)
+    with pytest.raises(ValueError, match='brighter changed'): open_scorer(tmp_path, device='cpu', scoring=dict(brighter=[]))
+    v028 = {**one.norms_dict(), '_scoring': {k: v for k, v in one.norms_dict()['_scoring'].items() if k != 'brighter'}}
+    save_checkpoint(tmp_path / 'v028' / 'model.pt', res.model, res.tasks, cfg, norm=v028)   # 0.2.8 saved no brighter
+    assert open_scorer(tmp_path / 'v028', device='cpu').brighter == ()   # both sides, as runs before 0.2.9 were calibrated
+    with pytest.raises(ValueError, match="the errors of \\['tissue'\\] have no sign"):
+        Scorer(res.model, res.tasks, device='cpu', scoring=dict(brighter=['tissue'])).errors(IMGS)

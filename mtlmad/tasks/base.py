@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from ..core import MTLConfig
 
 # %% auto #0
-__all__ = ['TaskBatch', 'rand', 'randn', 'tiles_to_pixels', 'top_fraction_mean', 'ProxyTask', 'tiny_net', 'train_briefly',
-           'with_disc']
+__all__ = ['SIDES', 'TaskBatch', 'rand', 'randn', 'tiles_to_pixels', 'top_fraction_mean', 'intensity_error', 'ProxyTask',
+           'tiny_net', 'train_briefly', 'with_disc']
 
 # %% ../../nbs/03_tasks.base.ipynb #ce1d82e9
 @dataclass
@@ -59,12 +59,26 @@ def top_fraction_mean(err: torch.Tensor, # (B, ...) error maps
     flat = err.flatten(1)
     return flat.topk(max(1, math.ceil(frac * flat.shape[1])), dim=1).values.mean(1)
 
+# %% ../../nbs/03_tasks.base.ipynb #5def7620
+SIDES = ('both', 'brighter', 'darker')
+
+def intensity_error(preds: torch.Tensor, # (B, C, S, S) a model's output, clamped to [0, 1] here
+                    images: torch.Tensor, # (B, C, S, S) the images it should match
+                    side: str = 'both', # one of `SIDES`: 'brighter' counts only where the image is brighter than `preds`
+                   ) -> torch.Tensor:
+    "Per-pixel error (B, 1, S, S) >= 0, the mean over channels: |preds - images|, or one side of it."
+    if side not in SIDES: raise ValueError(f'side must be one of {SIDES}, got {side!r}')
+    d = images.float() - preds.float().clamp(0, 1)   # > 0: the image is brighter than the model's output
+    d = d.abs() if side == 'both' else d.clamp(min=0) if side == 'brighter' else (-d).clamp(min=0)
+    return d.mean(1, keepdim=True)
+
 # %% ../../nbs/03_tasks.base.ipynb #18a8641d
 class ProxyTask:
     "Base class of mtlmad's proxy tasks: training batches, loss, per-pixel error maps and scores."
     name: str = 'task'
     out_channels: int = 1
     top_frac: float = 0.01  # the score is the mean of this fraction of the highest error pixels
+    sides: tuple = ('both',)  # the `SIDES` its `error_map` can count (intensity errors: all three)
 
     def fit(self, images: torch.Tensor) -> None:
         "Learn from normal training images (B, C, S, S); nothing to learn by default."
@@ -82,8 +96,8 @@ class ProxyTask:
         "The deterministic model inputs used at test time (default: the clean images themselves)."
         return [images]
 
-    def error_map(self, images: torch.Tensor, preds: list[torch.Tensor]) -> torch.Tensor:
-        "Per-pixel error (B, 1, S, S) >= 0 from the head outputs on `inference_inputs(images)`."
+    def error_map(self, images: torch.Tensor, preds: list[torch.Tensor], side: str = 'both') -> torch.Tensor:
+        "Per-pixel error (B, 1, S, S) >= 0 from the head outputs on `inference_inputs(images)`; `side`: one of `sides`."
         raise NotImplementedError(f'{type(self).__name__}.error_map')
 
     def score(self, err: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import torch
 import torch.nn.functional as F
-from .base import TaskBatch, ProxyTask, randn
+from .base import TaskBatch, ProxyTask, randn, SIDES, intensity_error
 from ..ops import check_images, gaussian_blur, foreground
 
 # %% auto #0
@@ -27,6 +27,7 @@ def coarse_noise(images: torch.Tensor, # (B, C, S, S)
 class DenoiseTask(ProxyTask):
     "Restore images corrupted by coarse noise on the foreground; the error is |restoration - image|."
     name = 'denoise'
+    sides = SIDES   # its error compares intensities (`intensity_error`)
     def __init__(self,
                  channels: int = 1, # image channels (the head predicts them all)
                  lattice: int = 16, # noise lattice side (coarse: 16 for 128 px images)
@@ -48,7 +49,6 @@ class DenoiseTask(ProxyTask):
         w = batch.weight.float()
         return (err * w).sum() / w.sum().clamp_min(1.)
 
-    def error_map(self, images, preds):
-        "|restoration - image| (mean over channels) on the foreground, smoothed."
-        err = (preds[0].float().clamp(0, 1) - images.float()).abs().mean(1, keepdim=True)
-        return gaussian_blur(err * foreground(images), self.smooth)
+    def error_map(self, images, preds, side='both'):
+        "|restoration - image| (mean over channels; `side`: see `intensity_error`) on the foreground, smoothed."
+        return gaussian_blur(intensity_error(preds[0], images, side) * foreground(images), self.smooth)

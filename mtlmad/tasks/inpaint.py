@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .base import TaskBatch, ProxyTask, rand
+from .base import TaskBatch, ProxyTask, rand, SIDES, intensity_error
 from ..ops import check_images, gaussian_blur
 
 # %% auto #0
@@ -42,6 +42,7 @@ def checkerboard_masks(size: int, # S
 class InpaintTask(ProxyTask):
     "Predict hidden grid cells from their context; the error is |prediction - image| where the pixel was hidden."
     name = 'inpaint'
+    sides = SIDES   # its error compares intensities (`intensity_error`)
     def __init__(self,
                  channels: int = 1, # image channels (the head predicts them all)
                  grid: int = 8, # cells per side (cells of S/grid pixels)
@@ -87,9 +88,9 @@ def inference_inputs(self: InpaintTask, images):
     return [self.hide(images, m, noise.expand_as(images)) for m in masks]
 
 @patch
-def error_map(self: InpaintTask, images, preds):
-    "|prediction - image| (mean over channels) from the pass where each pixel was hidden, smoothed."
+def error_map(self: InpaintTask, images, preds, side='both'):
+    "|prediction - image| (mean over channels; `side`: see `intensity_error`) from the pass where each pixel was hidden, smoothed."
     if len(preds) != 2: raise ValueError(f'inpaint: error_map needs the 2 predictions of inference_inputs, got {len(preds)}')
     masks = checkerboard_masks(images.shape[-1], self.grid, images.device)
-    err = sum((p.float().clamp(0, 1) - images.float()).abs().mean(1, keepdim=True) * m for p, m in zip(preds, masks))
+    err = sum(intensity_error(p, images, side) * m for p, m in zip(preds, masks))
     return gaussian_blur(err, self.smooth)
