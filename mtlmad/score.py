@@ -352,5 +352,4 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'top_parts' not in saved: saved['top_parts'] = 0   # runs before 0.2.6 fuse the mean of every part
     if 'groups' not in saved: saved['groups'] = ()   # runs before 0.2.7 count every part on its own
     if 'rms_parts' not in saved: saved['rms_parts'] = ()   # runs before 0.2.8 spread every part by its standard deviation
-    if 'brighter' not in saved: saved['brighter'] = ()   # runs before 0.2.9 count both sides of every error
     return ScoringConfig.from_dict({**saved, **ov})

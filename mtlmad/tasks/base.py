@@ -78,7 +78,7 @@ class ProxyTask:
     name: str = 'task'
     out_channels: int = 1
     top_frac: float = 0.01  # the score is the mean of this fraction of the highest error pixels
-    sides: tuple = ('both',)  # the `SIDES` its `error_map` can count (intensity errors: all three)
+    sides: tuple = ('both',)  # the `SIDES` its error can count; with more than 'both' its `error_map` takes `side`
 
     def fit(self, images: torch.Tensor) -> None:
         "Learn from normal training images (B, C, S, S); nothing to learn by default."
@@ -96,8 +96,8 @@ class ProxyTask:
         "The deterministic model inputs used at test time (default: the clean images themselves)."
         return [images]
 
-    def error_map(self, images: torch.Tensor, preds: list[torch.Tensor], side: str = 'both') -> torch.Tensor:
-        "Per-pixel error (B, 1, S, S) >= 0 from the head outputs on `inference_inputs(images)`; `side`: one of `sides`."
+    def error_map(self, images: torch.Tensor, preds: list[torch.Tensor]) -> torch.Tensor:
+        "Per-pixel error (B, 1, S, S) >= 0 from the head outputs on `inference_inputs(images)`."
         raise NotImplementedError(f'{type(self).__name__}.error_map')
 
     def score(self, err: torch.Tensor) -> torch.Tensor:
