@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from .core import MTLConfig, get_device
-from .checkpoint import (checkpoint_path, load_run, read_run_record, resolve_run, run_data, run_folder, save_checkpoint,
-                               update_run_record)
+from .checkpoint import (PRETRAINED_DIR, checkpoint_path, load_run, read_checkpoint, read_run_record, resolve_run,
+                               run_data, run_folder, save_checkpoint, update_run_record)
 from .data.brain import make_demo_data
 from .data.images import map_to_image, model_input, read_image
 from .data.loading import DataSource, EvalSet, TrainSource, eval_set, load_images, load_split, open_data, samples_source
@@ -25,8 +25,8 @@ from .viz import case_grid, overlay, plot_roc, plt
 
 # %% auto #0
 __all__ = ['TRAIN_SPLITS', 'FUSION_SETTINGS', 'DEMO_CONFIG', 'QUICK_CONFIG', 'calibration_split', 'reference_subset',
-           'calibrated_scorer', 'train_run', 'open_scorer', 'calibrate_run', 'task_metrics', 'write_report',
-           'load_run_split', 'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
+           'calibrated_scorer', 'train_run', 'open_scorer', 'scoring_changes', 'calibrate_run', 'task_metrics',
+           'write_report', 'load_run_split', 'evaluate_run', 'prediction_paths', 'predict_files', 'run_demo']
 
 # %% ../nbs/08b_jobs.ipynb #1a076edf
 TRAIN_SPLITS = dict(splits=('train',), optional=('valid',))   # what a training job reads: `open_data(folder, **TRAIN_SPLITS)`
@@ -129,17 +129,43 @@ def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo',
     return s
 
 # %% ../nbs/08b_jobs.ipynb #9c4edfc4
+def scoring_changes(before: ScoringConfig, after: ScoringConfig) -> dict:
+    "The settings that differ: name -> (before, after), as plain values."
+    b, a = before.to_dict(), after.to_dict()
+    return {k: (b[k], a[k]) for k in a if a[k] != b[k]}
+
+def _check_writable(run):
+    "A run whose calibration may be rewritten: not one shipped inside mtlmad."
+    path = checkpoint_path(resolve_run(run))
+    if PRETRAINED_DIR in path.resolve().parents:
+        raise ValueError(f'{path}: a run shipped with mtlmad is part of the installed package and is not rewritten; '
+                         f'copy its folder ({run_folder(path)}) and calibrate the copy')
+
+def _save_calibration(r, scorer: Scorer, data, normals, cal_from: str, changes: dict) -> Path:
+    "Write the scorer's calibration into the run's checkpoint (atomically; weights, tasks and history unchanged) and record it."
+    path = checkpoint_path(r.path)
+    ckpt = read_checkpoint(path)   # the history and any resume state stay as they were
+    save_checkpoint(path, r.model, r.tasks, r.cfg, norm=scorer.norms_dict(), history=ckpt.get('history'), train_state=ckpt.get('train'))
+    src = data.root if isinstance(data, DataSource) else data
+    update_run_record(path, n_calibration=len(normals), calibration=cal_from, calibration_data=str(Path(src).resolve()),
+                      recalibrated={k: {'before': b, 'after': a} for k, (b, a) in changes.items()})
+    return path
+
 def calibrate_run(run, # run folder from `train_run`
                   scoring: dict | ScoringConfig | None = None, # settings to change from the run's: any of them
                   data=None, # dataset folder or its `DataSource`; default: the one the run was trained on
-                  device='auto') -> Scorer:
+                  device='auto',
+                  save: bool = False, # also write the new calibration into the run, so that every job scores this way
+                 ) -> Scorer:
     "A `Scorer` of a saved run calibrated afresh, the way `train_run` calibrates, under other scoring settings."
+    if save: _check_writable(run)   # before any work
     r = load_run(run, device=device)
     data = data or run_data(run)
     if data is None: raise ValueError(f'{run}: the run records no data folder to calibrate on; give `data`')
-    train, normals, _ = calibration_split(data, r.cfg)
+    train, normals, cal_from = calibration_split(data, r.cfg)
     s = calibrated_scorer(r.model, r.tasks, samples_source(train, r.cfg), normals, _run_scoring(r, scoring), device)
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
+    if save: _save_calibration(r, s, data, normals, cal_from, scoring_changes(_run_scoring(r, None), s.scoring))
     return s
 
 # %% ../nbs/08b_jobs.ipynb #5db2e1c9

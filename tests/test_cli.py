@@ -1,5 +1,5 @@
-"`mtlmad predict` end to end with a tiny calibrated run: what it prints, and an output folder that adds up after several calls."
-import json
+"`mtlmad predict` and `mtlmad calibrate` end to end with a tiny calibrated run: what they print, an output folder that adds up after several calls, a calibration kept in the run."
+import json, shutil
 
 import numpy as np
 import pytest
@@ -8,8 +8,8 @@ from PIL import Image
 
 from mtlmad.cli import main
 from mtlmad.core import MTLConfig
-from mtlmad.jobs import predict_files
-from fixtures import calibrated_run
+from mtlmad.jobs import open_scorer, predict_files
+from fixtures import calibrated_run, make_bmad
 
 TINY = MTLConfig(image_size=32, width=4, n_experts=2, steps=4, epochs=0, batch_size=4, warmup_steps=2, top_k=1)
 IMGS = torch.rand(8, 1, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -80,3 +80,23 @@ def test_predict_volume_without_task_maps_removes_the_earlier_ones(tmp_path, run
     assert lines[0].startswith(f'{scan}: volume score ') and lines[-1].startswith(f'predictions written to {out.resolve()}: 1 volume')
     assert sorted(p.name for p in out.iterdir()) == ['scan_anomaly.nii.gz', 'scan_scores.json']
     assert json.loads((out / 'scan_scores.json').read_text())['task_maps'] == []
+
+
+def test_calibrate_keeps_the_new_scoring_in_the_run(tmp_path, run, capsys):
+    mine, data = tmp_path / 'run', make_bmad(tmp_path, 'Brain', n_train=12, n_valid=(2, 1))
+    shutil.copytree(run, mine)
+    ck = (mine / 'model.pt').read_bytes()
+    calibrate = lambda scoring: main(['calibrate', '--run', str(mine), '--data', str(data), '--scoring', scoring, '--device', 'cpu'])
+    assert calibrate('{"brigther": []}') == 2 and "unknown scoring settings ['brigther']" in capsys.readouterr().err
+    assert calibrate('{"brighter": ["tissue"]}') == 2 and "the errors of ['tissue'] have no sign" in capsys.readouterr().err
+    assert (mine / 'model.pt').read_bytes() == ck   # a refused calibration leaves the run as it was
+
+    assert calibrate('{"brighter": ["denoise"], "k": 3}') == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f'{mine / "model.pt"}: calibrated again on 2 normal images (valid split normals) of {data.resolve()}; ')
+    assert "brighter [] -> ['denoise']" in line and 'k 10 -> 3' in line
+    s = open_scorer(mine, device='cpu')
+    assert (s.brighter, s.k) == (('denoise',), 3)
+    png = _png(tmp_path / 'a.png', 0)
+    new, old = (predict_files(r, [png], device='cpu')[0] for r in (mine, run))   # predict scores the recalibrated run the new way
+    assert abs(new.score - old.score) > 1e-4 and not np.allclose(new.task_maps['denoise'], old.task_maps['denoise'])
