@@ -108,7 +108,7 @@ def evaluate(scorer, es) -> dict:
 def run_scorer(run: Path, settings: dict, data=None):
     "The run's calibrated scorer as `mtlmad evaluate` opens it; settings past `FUSION_SETTINGS` calibrate it again."
     if set(settings) <= set(FUSION_SETTINGS): return open_scorer(run, 'cpu', settings)
-    return calibrate_run(run, settings, data, device='cpu')
+    return calibrate_run(run, settings, data, device='cpu', progress=False)
 
 
 def score_run(run: Path, rec: dict, log: str, data=None, fusion_tasks=None, scorer_kw=None) -> dict:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from .calibration import foreground_masks
+from .core import progress_bar
 
 # %% auto #0
 __all__ = ['FEATURES', 'COMPONENTS', 'image_tasks', 'stacked_features', 'tissue_cells', 'FeatureDensity', 'FeatureMoments',
@@ -166,10 +167,13 @@ def feature_batches(model, # the joint model
                     names: list, # the tasks whose head features are stacked (`seeing_tasks`)
                     images: torch.Tensor, # (N, C, S, S) in [0, 1]
                     batch_size: int = 16,
+                    progress: bool = False, # a progress bar over the batches
                    ):
     "Yield each batch of `images` (on the CPU) with its stacked head features (on the CPU)."
     dev = next(model.parameters()).device
-    for i in range(0, len(images), batch_size):
+    starts = range(0, len(images), batch_size)
+    if progress: starts = progress_bar(starts, desc='calibrating: the feature part', unit='batch')
+    for i in starts:
         x = images[i:i + batch_size]
         model.forward_tasks(dict.fromkeys(names, x.to(dev, torch.float32)))   # one tensor for every task: the stem runs once
         yield x, stacked_features(model, names).cpu()
@@ -187,11 +191,12 @@ def fit_density(model, # the joint model
                 batch_size: int = 16,
                 bank: int = 0, # also keep this many of their tissue locations, drawn at random (`FeatureDensity.bank`; 0: none)
                 seed: int = 0, # of that draw
+                progress: bool = False, # a progress bar over the batches
                ) -> FeatureDensity:
     "The Gaussian of the head features of normal `images`, over their tissue locations, fitted batch by batch; and a bank."
     m, names = FeatureMoments(), seeing_tasks(tasks, images)
     kept, keys, g = None, None, torch.Generator().manual_seed(seed)
-    for x, f in feature_batches(model, names, images, batch_size):
+    for x, f in feature_batches(model, names, images, batch_size, progress):
         cells = tissue_cells(x, f.shape[-1])
         m.add(f, cells)
         if bank:   # a uniform draw without replacement, batch by batch: the locations with the `bank` smallest random keys

@@ -68,10 +68,10 @@ def calibrated_scorer(model, # the trained joint model
                       train: TrainSource, # the training normals (`mtlmad.datasets.train_source`): up to 256 calibrate each location
                       normal_images: torch.Tensor, # held-out normals (`calibration_split`): each task's scale
                       scoring: ScoringConfig | dict | None = None, # the scoring settings (default `ScoringConfig()`)
-                      device='auto') -> Scorer:
+                      device='auto', progress: bool = False) -> Scorer:
     "A `Scorer` calibrated the way every run is: each location on `reference_subset` of the training normals, each task on held-out normals."
     scorer = Scorer(model, tasks, scoring=scoring, device=device)
-    scorer.calibrate(normal_images, train.batch(reference_subset(torch.arange(len(train)))).cpu())
+    scorer.calibrate(normal_images, train.batch(reference_subset(torch.arange(len(train)))).cpu(), progress=progress)
     return scorer
 
 def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSource`; None builds the demo data into `out/data`
@@ -90,7 +90,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
     src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused + (FEATURES,)))
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused + (FEATURES,)), progress=progress)
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
@@ -156,6 +156,7 @@ def calibrate_run(run, # run folder from `train_run`
                   data=None, # dataset folder or its `DataSource`; default: the one the run was trained on
                   device='auto',
                   save: bool = False, # also write the new calibration into the run, so that every job scores this way
+                  progress: bool = True, # a progress bar for each pass over the images
                  ) -> Scorer:
     "A `Scorer` of a saved run calibrated afresh, the way `train_run` calibrates, under other scoring settings."
     if save: _check_writable(run)   # before any work
@@ -163,7 +164,7 @@ def calibrate_run(run, # run folder from `train_run`
     data = data or run_data(run)
     if data is None: raise ValueError(f'{run}: the run records no data folder to calibrate on; give `data`')
     train, normals, cal_from = calibration_split(data, r.cfg)
-    s = calibrated_scorer(r.model, r.tasks, samples_source(train, r.cfg), normals, _run_scoring(r, scoring), device)
+    s = calibrated_scorer(r.model, r.tasks, samples_source(train, r.cfg), normals, _run_scoring(r, scoring), device, progress)
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     if save: _save_calibration(r, s, data, normals, cal_from, scoring_changes(_run_scoring(r, None), s.scoring))
     return s

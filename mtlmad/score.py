@@ -220,12 +220,14 @@ class Scorer:
         "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`)."
         return list(self.tasks) + ([FEATURES] if self.density is not None else [])
 
-    def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
+    def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False,
+               desc: str = 'scoring', # the progress bar's label
+              ) -> tuple[dict, dict, dict]:
         "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]."
         check_images(images, values=True)
         maps, scores, gates = {t: [] for t in self.parts}, {t: [] for t in self.parts}, {}
         it = _batches(images, batch_size)
-        if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc='scoring', unit='batch')
+        if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc=desc, unit='batch')
         for b in it:
             m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), self.density, self.scoring.brighter)
             for t in self.parts:
@@ -257,9 +259,9 @@ Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The parts 
 
 # %% ../nbs/06_score.ipynb #ead7ccbd
 @patch
-def _parts(self: Scorer, images, batch_size=16, progress=False) -> tuple[dict, dict, dict, np.ndarray]:
+def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') -> tuple[dict, dict, dict, np.ndarray]:
     "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel)."
-    maps, scores, gates = self.errors(images, batch_size, progress)
+    maps, scores, gates = self.errors(images, batch_size, progress, desc)
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
@@ -276,7 +278,9 @@ def raw(self: Scorer, images: torch.Tensor, batch_size: int = 16, progress: bool
 @patch
 def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal images: the scale of each task's errors
               reference_images: torch.Tensor | None = None, # normal images whose errors calibrate each location
-              batch_size: int = 16) -> dict:
+              batch_size: int = 16,
+              progress: bool = False, # a progress bar for each pass over the images
+             ) -> dict:
     "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
     self.reference, self.density = None, None
@@ -284,12 +288,12 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
         raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
     if self.scoring.features and hasattr(self.model, 'last_features'):   # a model that keeps its head features (`MTLModel`)
         self.density = fit_density(self.model, self.tasks, normal_images if reference_images is None else reference_images, batch_size,
-                                   self.scoring.feature_bank)
+                                   self.scoring.feature_bank, progress=progress)
     if reference_images is not None:
-        maps, _, _ = self.errors(reference_images, batch_size)
+        maps, _, _ = self.errors(reference_images, batch_size, progress, 'calibrating: each location')
         fg = foreground_masks(reference_images, self.erode)
         self.reference = make_reference(maps, image_thumbs(reference_images), fg, floor=self.floor, k=self.k)
-    maps, scores, _, fg = self._parts(normal_images, batch_size)
+    maps, scores, _, fg = self._parts(normal_images, batch_size, progress, 'calibrating: each part')
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.parts}
     return self.norms
