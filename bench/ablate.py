@@ -2,7 +2,7 @@
 
     python bench/ablate.py --name NAME [--data DIR] [--seeds 0,1,2] [--set key=value ...] [--scorer JSON] [--fusion-tasks a,b]
                            [--runs DIR] [--log bench/ablation.jsonl] [--threads 1]
-    python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...] [--loto]   (score run folders again)
+    python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...] [--loto [--singles]]   (score run folders again)
     python bench/ablate.py --table bench/ablation.jsonl [--out bench/ablation.md] (the table, mean ± std over seeds)
     python bench/ablate.py --compare NAME_A NAME_B [--log ...]  (paired validation differences, fold by fold and seed by seed)
 
@@ -105,10 +105,13 @@ def evaluate(scorer, es) -> dict:
     return out
 
 
+DEVICE = 'cpu'   # where models train and score (`--device`); the ablation log's figures are the CPU's unless a row says otherwise
+
+
 def run_scorer(run: Path, settings: dict, data=None):
     "The run's calibrated scorer as `mtlmad evaluate` opens it; settings past `FUSION_SETTINGS` calibrate it again."
-    if set(settings) <= set(FUSION_SETTINGS): return open_scorer(run, 'cpu', settings)
-    return calibrate_run(run, settings, data, device='cpu', progress=False)
+    if set(settings) <= set(FUSION_SETTINGS): return open_scorer(run, DEVICE, settings)
+    return calibrate_run(run, settings, data, device=DEVICE, progress=False)
 
 
 def score_run(run: Path, rec: dict, log: str, data=None, fusion_tasks=None, scorer_kw=None) -> dict:
@@ -116,7 +119,7 @@ def score_run(run: Path, rec: dict, log: str, data=None, fusion_tasks=None, scor
     data = Path(data) if data else run_data(run)
     sc = run_scorer(run, {**(scorer_kw or {}), **({'fusion_tasks': fusion_tasks} if fusion_tasks else {})}, data)
     valid, test = (load_run_split(run, sc.cfg, data, s) for s in ('valid', 'test'))
-    r = dict(rec, name=f"{rec['name']}/local", scoring='local', scorer=scorer_kw or {}, fusion_tasks=sc.fusion_tasks, data=str(data),
+    r = dict(rec, name=f"{rec['name']}/local", scoring='local', scorer=scorer_kw or {}, fusion_tasks=sc.fusion_tasks, data=str(data), device=DEVICE,
              valid=evaluate(sc, valid), test=evaluate(sc, test))
     with open(log, 'a') as f: f.write(json.dumps(r) + '\n')
     show = lambda d: ' '.join(f"{k}={d[k].get('image_auroc', 0):.1f}/{d[k].get('pixel_auroc', 0):.1f}/{d[k].get('aupro', 0):.1f}" for k in d)
@@ -124,12 +127,13 @@ def score_run(run: Path, rec: dict, log: str, data=None, fusion_tasks=None, scor
     return r
 
 
-def loto_run(run: Path, rec: dict, log: str, data=None, scorer_kw=None) -> None:
-    "Score one run folder once per split, then fuse every part but one in turn (no model run); a log line per fusion."
+def loto_run(run: Path, rec: dict, log: str, data=None, scorer_kw=None, singles: bool = False) -> None:
+    "Score one run folder once per split, then fuse every part but one in turn (and, with `singles`, each part alone); a log line per fusion."
     data = Path(data) if data else run_data(run)
     sc = run_scorer(run, scorer_kw or {}, data)
     fused = list(sc.fusion_tasks)
     subsets = {rec['name']: fused, **{f"{rec['name']}-no_{t}": [u for u in fused if u != t] for t in fused}}
+    if singles: subsets.update({f"{rec['name']}-only_{t}": [t] for t in fused})
     out = {n: {} for n in subsets}
     for split in ('valid', 'test'):
         es = load_run_split(run, sc.cfg, data, split)
@@ -139,7 +143,7 @@ def loto_run(run: Path, rec: dict, log: str, data=None, scorer_kw=None) -> None:
             out[n][split]['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(sc.norms, sub, 'max', sc.sigma, sc.top_parts, sc.groups).scores))
     with open(log, 'a') as f:
         for n, sub in subsets.items():
-            f.write(json.dumps(dict(rec, name=f'{n}/local', scoring='local', scorer=scorer_kw or {}, fusion_tasks=sub, data=str(data),
+            f.write(json.dumps(dict(rec, name=f'{n}/local', scoring='local', scorer=scorer_kw or {}, fusion_tasks=sub, data=str(data), device=DEVICE,
                                     valid=out[n]['valid'], test=out[n]['test'])) + '\n')
     show = lambda n: ' '.join(f"{out[n]['valid']['fused'][k]:.1f}" for k in ('image_auroc', 'pixel_auroc', 'aupro'))
     print(f"[{rec['name']} seed {rec['seed']}] VALID " + '; '.join(f'{n}: {show(n)}' for n in subsets), flush=True)
@@ -151,7 +155,7 @@ def train_seed(name: str, seed: int, over: dict, data: Path, runs: Path, command
     run = runs / f'{name}{tag}_s{seed}'
     if run.exists(): raise SystemExit(f'{run} exists already: choose another --runs folder or --name')
     t0 = time.time()
-    train_run(data, run, cfg, device='cpu', progress=False)
+    train_run(data, run, cfg, device=DEVICE, progress=False)
     rec = dict(name=name, seed=seed, config=over, fit_s=round(time.time() - t0, 1),
                steps=cfg.total_steps(read_run_record(run)['n_train']), command=command)
     update_run_record(run, ablation=rec)
@@ -198,9 +202,13 @@ def main(argv=None):
     ap.add_argument('--runs', default=None, help='folder that keeps each trained run folder NAME_sSEED (default: a temporary folder)')
     ap.add_argument('--rescore', nargs='+', default=None, metavar='RUN', help='run folders to score again (no training)')
     ap.add_argument('--loto', action='store_true', help='with --rescore: also fuse every part but one in turn (leave-one-part-out rows NAME-no_PART)')
+    ap.add_argument('--singles', action='store_true', help='with --loto: also score each fused part alone (rows NAME-only_PART)')
     ap.add_argument('--table', default=None, help='print the table of a log'); ap.add_argument('--out', default=None)
     ap.add_argument('--log', default='bench/ablation.jsonl'); ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--device', default='cpu', help="where to train and score: 'cpu' (the default), 'cuda', 'auto'")
     a = ap.parse_args(argv)
+    global DEVICE
+    DEVICE = a.device
     if a.table:
         md = table(Path(a.table)); print(md)
         if a.out: Path(a.out).write_text(md + '\n')
@@ -217,7 +225,7 @@ def main(argv=None):
         for run in map(Path, a.rescore):
             rec = rescore_record(run)
             if a.loto:
-                loto_run(run, dict(rec, command=command, name=a.name or rec['name']), a.log, a.data, a.scorer); continue
+                loto_run(run, dict(rec, command=command, name=a.name or rec['name']), a.log, a.data, a.scorer, a.singles); continue
             score_run(run, dict(rec, command=command, name=a.name or rec['name']), a.log, a.data, ft, a.scorer)
         return
     if not a.name: raise SystemExit('--name is needed to train')

@@ -18,11 +18,13 @@ from scipy import ndimage
 from .ops import gaussian_blur, foreground
 
 # %% auto #0
-__all__ = ['FUSIONS', 'ScoringConfig', 'foreground_masks', 'mask_outside', 'region_max', 'image_scores', 'image_thumbs',
-           'Reference', 'make_reference', 'local_z', 'calibrated_errors']
+__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'ScoringConfig', 'foreground_masks', 'mask_outside', 'region_max', 'image_scores',
+           'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
+LOOKUP = 'lookup'   # the part whose map is the image itself (`ScoringConfig.lookup`)
+LOOKUP_SIDES = ('', 'both', 'brighter')   # no lookup part; its z either way; brighter than similar normals only
 
 @dataclass(frozen=True)
 class ScoringConfig:
@@ -42,6 +44,7 @@ class ScoringConfig:
     foreground_only: bool = True # score tissue only
     features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
     feature_bank: int = 0 # the feature part's distance: to the nearest of this many normal tissue locations (0: to the Gaussian's mean)
+    lookup: str = '' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -79,6 +82,8 @@ def _check(self: ScoringConfig):
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
+    if self.lookup not in LOOKUP_SIDES:
+        raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
     _check_groups(self.groups)
     for name, eg in (('rms_parts', 'features'), ('brighter', 'denoise')):
         v = getattr(self, name)
@@ -189,6 +194,7 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
             k: int = ScoringConfig.k, # how many similar reference images calibrate each image
             sigma: float = ScoringConfig.ref_sigma, # smoothing of the reference mean and spread (at reference resolution)
             rms_parts=ScoringConfig.rms_parts, # tasks whose spread is the references' root mean square, not their standard deviation
+            both_sides=(), # parts whose z counts either way: |z| (the lookup part under `ScoringConfig.lookup='both'`)
            ) -> dict:
     "Each error map as a z-map against its k most similar reference images, pixel by pixel."
     reference = Reference.from_dict(reference)
@@ -202,7 +208,8 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
         sd = (sd ** 2 + reference.floor[t] ** 2 + (mu ** 2 if t in rms_parts else 0)).sqrt()   # mean square = mean² + variance
         size = m.shape[-2:]
         up = lambda a: F.interpolate(a, size=size, mode='bilinear', align_corners=False)[:, 0].numpy()
-        out[t] = ((m - up(mu)) / up(sd)).astype(np.float32)
+        z = (m - up(mu)) / up(sd)
+        out[t] = (np.abs(z) if t in both_sides else z).astype(np.float32)
     return out
 
 # %% ../nbs/06a_calibration.ipynb #6d0a9b2f
@@ -215,9 +222,10 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       ref_sigma: float = ScoringConfig.ref_sigma, # see `local_z`
                       foreground_only: bool = ScoringConfig.foreground_only, # False: every pixel counts
                       rms_parts=ScoringConfig.rms_parts, # see `local_z`
+                      both_sides=(), # see `local_z`
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
-    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts)
+    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, both_sides)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
     return maps, {t: image_scores(m, fg, score_sigma) for t, m in maps.items()}, fg

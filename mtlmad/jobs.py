@@ -19,6 +19,7 @@ from .data.loading import DataSource, EvalSet, TrainSource, eval_set, load_image
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .features import FEATURES
+from .calibration import LOOKUP
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring
 from .train import fit
 from .viz import case_grid, overlay, plot_roc, plt
@@ -90,7 +91,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
     src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused + (FEATURES,)), progress=progress)
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused + (FEATURES,) + ((LOOKUP,) if ScoringConfig.lookup else ())), progress=progress)
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
@@ -99,11 +100,12 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
 FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups')   # what `open_scorer` may change: they act after the calibration
 
 def _run_scoring(r, scoring) -> ScoringConfig:
-    "The scoring a loaded run was calibrated with, `scoring` applied; naming no fused parts, it fuses its config's tasks and its feature part."
-    sc = saved_scoring(r.norm or {}, scoring)
-    if sc.fusion_tasks is not None: return sc
-    part = (FEATURES,) if sc.features and '_features' in (r.norm or {}) else ()   # runs before 0.2.5 have none
-    return sc.replace(fusion_tasks=r.cfg.fused + part)
+    "The scoring a loaded run was calibrated with, `scoring` applied; unless `scoring` names the fused parts, the lookup part is fused as the setting says."
+    sc, ov = saved_scoring(r.norm or {}, scoring), scoring.to_dict() if isinstance(scoring, ScoringConfig) else dict(scoring or {})
+    if ov.get('fusion_tasks') is not None: return sc
+    fused = sc.fusion_tasks
+    if fused is None: fused = r.cfg.fused + ((FEATURES,) if sc.features and '_features' in (r.norm or {}) else ())   # runs before 0.2.5 have none
+    return sc.replace(fusion_tasks=tuple(t for t in fused if t != LOOKUP) + ((LOOKUP,) if sc.lookup else ()))
 
 def _calibration_changes(r, sc: ScoringConfig) -> list:
     "The settings of `sc` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."

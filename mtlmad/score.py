@@ -19,7 +19,7 @@ from .ops import check_images, gaussian_blur
 # the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
-    FUSIONS, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
+    FUSIONS, LOOKUP, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
     make_reference, local_z, calibrated_errors)
 from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
@@ -217,8 +217,8 @@ class Scorer:
 
     @property
     def parts(self) -> list:
-        "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`)."
-        return list(self.tasks) + ([FEATURES] if self.density is not None else [])
+        "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`), then the lookup part when the scoring asks for it."
+        return list(self.tasks) + ([FEATURES] if self.density is not None else []) + ([LOOKUP] if self.scoring.lookup else [])
 
     def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False,
                desc: str = 'scoring', # the progress bar's label
@@ -230,6 +230,9 @@ class Scorer:
         if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc=desc, unit='batch')
         for b in it:
             m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), self.density, self.scoring.brighter)
+            if self.scoring.lookup:   # the image itself: calibrated per location, the lookup's z-map (`ScoringConfig.lookup`)
+                grey = b.float().mean(1)
+                m[LOOKUP], s[LOOKUP] = grey, top_fraction_mean(grey)
             for t in self.parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
                 if t in g: gates.setdefault(t, []).append(g[t].numpy())
@@ -265,7 +268,8 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') 
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
-    maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts)
+    maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
+                                     (LOOKUP,) if s.lookup == 'both' else ())
     return maps, scores, gates, fg
 
 # %% ../nbs/06_score.ipynb #e7c8150c
@@ -283,6 +287,8 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
              ) -> dict:
     "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
+    if self.scoring.lookup and reference_images is None:
+        raise ValueError(f'the lookup part ({self.scoring.lookup!r}) is the z of each pixel against similar normal images: give reference_images')
     self.reference, self.density = None, None
     if reference_images is not None and len(reference_images) < self.k:
         raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
@@ -356,4 +362,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'top_parts' not in saved: saved['top_parts'] = 0   # runs before 0.2.6 fuse the mean of every part
     if 'groups' not in saved: saved['groups'] = ()   # runs before 0.2.7 count every part on its own
     if 'rms_parts' not in saved: saved['rms_parts'] = ()   # runs before 0.2.8 spread every part by its standard deviation
+    if 'lookup' not in saved: saved['lookup'] = ''   # runs before 0.2.11 have no lookup part
     return ScoringConfig.from_dict({**saved, **ov})
