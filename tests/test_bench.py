@@ -224,8 +224,8 @@ def test_ablate_logs_what_mtlmad_evaluate_reports(ablated, tmp_path, one_thread)
     import ablate
     from mtlmad.jobs import evaluate_run
     run, log, r = ablated
-    assert set(r) == {'name', 'seed', 'config', 'fit_s', 'steps', 'command', 'scoring', 'scorer', 'fusion_tasks', 'data', 'valid', 'test'}
-    assert (r['name'], r['seed'], r['steps'], r['config']['steps']) == ('tiny/local', 0, 3, 3)
+    assert set(r) == {'name', 'seed', 'config', 'fit_s', 'steps', 'command', 'scoring', 'scorer', 'fusion_tasks', 'data', 'device', 'valid', 'test'}
+    assert (r['name'], r['seed'], r['steps'], r['config']['steps'], r['device']) == ('tiny/local', 0, 3, 3, 'cpu')
     reported = evaluate_run(run, tmp_path / 'report', progress=False)
     assert set(r['test']) == {*reported, 'fused_max'}
     for part, m in reported.items(): assert r['test'][part] == pytest.approx(m, abs=1e-9), part
@@ -236,6 +236,20 @@ def test_ablate_logs_what_mtlmad_evaluate_reports(ablated, tmp_path, one_thread)
     assert again['test']['fused'] != pytest.approx(reported['fused'], abs=1e-9)
     assert '| tiny/local | 1 (1) | 3 |' in ablate.table(log)   # one model (data, seed) scored twice: the table counts it once
     with pytest.raises(SystemExit, match='only local'): ablate.main(['--rescore', str(run), '--scorings', 'whole'])
+
+
+def test_ablate_loto_singles_with_the_lookup_part(ablated, tmp_path, one_thread):
+    "--loto --singles: one row per fusion (all, each part left out, each part alone), with the lookup part among the parts."
+    import ablate
+    run, log = ablated[0], tmp_path / 'loto.jsonl'
+    ablate.main(['--rescore', str(run), '--name', 'lk', '--scorer', '{"lookup": "both", "k": 3}', '--loto', '--singles', '--log', str(log)])
+    rows = {r['name']: r for r in map(json.loads, log.read_text().splitlines())}
+    fused = rows['lk/local']['fusion_tasks']
+    assert fused[-1] == 'lookup' and set(rows) == {'lk/local', *(f'lk-{k}_{t}/local' for t in fused for k in ('no', 'only'))}
+    alone = rows['lk-only_lookup/local']
+    assert alone['fusion_tasks'] == ['lookup']
+    assert alone['valid']['fused']['image_auroc'] == pytest.approx(alone['valid']['lookup']['image_auroc'], abs=1e-9)   # one part fused: its own ranking
+    assert rows['lk-no_lookup/local']['fusion_tasks'] == fused[:-1]
 
 
 def test_scoring_sweep_starts_from_what_mtlmad_evaluate_reports(ablated, tmp_path, one_thread):
