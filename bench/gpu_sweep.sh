@@ -7,13 +7,14 @@
 # LGG_FOLDS holds fold0..fold4 (`mtlmad make-data --from lgg KAGGLE_3M LGG_FOLDS/foldK --fold K`); the demo's four
 # splits are built here (`bench/ablate.py`'s `fold_split`). Every figure goes to OUT/sweep.jsonl (rows as
 # bench/ablate.py logs them, with "device": "cuda"), the trained run folders to OUT/runs.tgz.* (pieces of 15 MB).
+# The logged G_int2 / G_int1 rows were scored by the prototype of `ScoringConfig.lookup` (git 2c32372,
+# bench/proto_intensity.py, its part named `intensity`); the option scores the same, figure for figure.
 set -u
 LGG=$1; OUT=$2; DEADLINE=${3:-480}; WORKERS=${4:-20}
 W=${TMPDIR:-/tmp}/gpu_sweep; R=$W/runs; J=$W/logs; D=$W/demo
 mkdir -p "$R" "$J" "$D" "$OUT"
 DEV=${DEVICE:-cuda}; PY=${PYTHON:-python3}   # DEVICE=cpu EXTRA="--set steps=5" tries the script out on a CPU
-B="$PY bench/ablate.py --device $DEV"; P="$PY bench/proto_intensity.py --device $DEV"
-FT='"fusion_tasks": ["inpaint", "denoise", "tissue", "pseudo_anomaly", "features", "intensity"]'
+B="$PY bench/ablate.py --device $DEV"
 for k in 0 1 2 3; do
   name=mtlmad_demo_brain$([ $k = 0 ] || echo _fold$k)
   $PY -c "import sys; sys.path.insert(0, 'bench'); from ablate import fold_split; from mtlmad.data.brain import make_demo_data; make_demo_data('$D/$name', valid_ungood=3, overwrite=True, split=fold_split($k))" &
@@ -22,9 +23,9 @@ wait
 jobs_for() {  # data folder, runs folder, seed, tag: one job line
   local data=$1 runs=$2 s=$3 tag=$4 run=$2/G_base_s$3 log=$J/$4_s$3.jsonl
   echo "$B --name G_base --data $data --seeds $s --runs $runs --log $log ${EXTRA:-}" \
-       "&& INTENSITY_SIDES=both $P --rescore $run --data $data --name G_int2 --scorer '{\"k\": 10, $FT}' --loto --singles --log $log" \
+       "&& $B --rescore $run --data $data --name G_int2 --scorer '{\"lookup\": \"both\"}' --loto --singles --log $log" \
        "&& $B --rescore $run --data $data --name G_bright2 --scorer '{\"brighter\": [\"inpaint\", \"denoise\"]}' --log $log" \
-       "&& INTENSITY_SIDES=one $P --rescore $run --data $data --name G_int1 --scorer '{\"k\": 10, $FT}' --log $log" \
+       "&& $B --rescore $run --data $data --name G_int1 --scorer '{\"lookup\": \"brighter\"}' --log $log" \
        "&& $B --rescore $run --data $data --name G_base --loto --singles --log $J/$4_s$3_loto.jsonl"
 }
 {

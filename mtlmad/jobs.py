@@ -91,7 +91,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
     src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=cfg.fused + (FEATURES,) + ((LOOKUP,) if ScoringConfig.lookup else ())), progress=progress)
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=_fused_parts(cfg, ScoringConfig(), True)), progress=progress)
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
@@ -99,13 +99,16 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
 FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups')   # what `open_scorer` may change: they act after the calibration
 
+def _fused_parts(cfg: MTLConfig, sc: ScoringConfig, features: bool) -> tuple:
+    "What a run fuses unless its scoring names the parts: its config's tasks, its feature part, the lookup part as `sc.lookup` says."
+    return cfg.fused + ((FEATURES,) if features else ()) + ((LOOKUP,) if sc.lookup else ())
+
 def _run_scoring(r, scoring) -> ScoringConfig:
     "The scoring a loaded run was calibrated with, `scoring` applied; unless `scoring` names the fused parts, the lookup part is fused as the setting says."
     sc, ov = saved_scoring(r.norm or {}, scoring), scoring.to_dict() if isinstance(scoring, ScoringConfig) else dict(scoring or {})
     if ov.get('fusion_tasks') is not None: return sc
-    fused = sc.fusion_tasks
-    if fused is None: fused = r.cfg.fused + ((FEATURES,) if sc.features and '_features' in (r.norm or {}) else ())   # runs before 0.2.5 have none
-    return sc.replace(fusion_tasks=tuple(t for t in fused if t != LOOKUP) + ((LOOKUP,) if sc.lookup else ()))
+    if sc.fusion_tasks is None: return sc.replace(fusion_tasks=_fused_parts(r.cfg, sc, sc.features and '_features' in (r.norm or {})))   # runs before 0.2.5 have no feature part
+    return sc.replace(fusion_tasks=tuple(t for t in sc.fusion_tasks if t != LOOKUP) + ((LOOKUP,) if sc.lookup else ()))
 
 def _calibration_changes(r, sc: ScoringConfig) -> list:
     "The settings of `sc` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."
