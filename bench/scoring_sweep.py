@@ -62,9 +62,10 @@ def validation_metrics(train_images, valid, e_train, e_valid, scoring: ScoringCo
     into `ScoringConfig.score_sigma` smoothings instead, summed into the task's own score, see `split_row`), `top` (a task's image score is the mean of the top `top` fraction
     of its tissue pixels instead of their maximum)."""
     s, normal = scoring, valid.labels == 0
-    ref = make_reference(e_train, image_thumbs(train_images), foreground_masks(train_images, s.erode), floor=s.floor, k=s.k)
+    ref = make_reference(e_train, image_thumbs(train_images), foreground_masks(train_images, s.erode), floor=s.floor, k=s.k,
+                         part_floors=s.part_floors)
     z, score, fg = calibrated_errors(e_valid, valid.images, ref, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only,
-                                 s.rms_parts)
+                                 s.rms_parts, s.both_sides)
     tasks = [t for t in z if s.fusion_tasks is None or t in s.fusion_tasks]
     if top: score = {t: np.sum([top_mean(gaussian_blur(z[t], g), fg, top) for g in _sigmas(s.score_sigma)], 0) for t in tasks}
     for g in scales:

@@ -44,7 +44,8 @@ class ScoringConfig:
     foreground_only: bool = True # score tissue only
     features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
     feature_bank: int = 0 # the feature part's distance: to the nearest of this many normal tissue locations (0: to the Gaussian's mean)
-    lookup: str = '' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
+    lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
+    lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -78,7 +79,7 @@ def _check(self: ScoringConfig):
     if not (_whole(self.erode) and self.erode >= 0): raise ValueError(f'erode must be a whole number >= 0, got {self.erode!r}')
     ss = self.score_sigma if isinstance(self.score_sigma, tuple) else (self.score_sigma,)
     if not ss: raise ValueError('score_sigma needs at least one smoothing')
-    for name, v in [('sigma', self.sigma), ('floor', self.floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
+    for name, v in [('sigma', self.sigma), ('floor', self.floor), ('lookup_floor', self.lookup_floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
@@ -116,6 +117,16 @@ def from_dict(cls: ScoringConfig, d: dict) -> ScoringConfig:
 def replace(self: ScoringConfig, **changes) -> ScoringConfig:
     "The same settings with `changes`."
     return ScoringConfig.from_dict({**self.to_dict(), **changes})
+
+@patch(as_prop=True)
+def both_sides(self: ScoringConfig) -> tuple:
+    "The parts whose z counts either way (`local_z`'s `both_sides`): the lookup part under `lookup='both'`."
+    return (LOOKUP,) if self.lookup == 'both' else ()
+
+@patch(as_prop=True)
+def part_floors(self: ScoringConfig) -> dict:
+    "The parts with a spread floor of their own (`make_reference`'s `part_floors`): the lookup part's `lookup_floor`."
+    return {LOOKUP: self.lookup_floor}
 
 # %% ../nbs/06a_calibration.ipynb #b7c1e0a2
 def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]
@@ -180,11 +191,13 @@ def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference 
                    fg: np.ndarray, # (N,S,S) their foregrounds
                    scale: int = 2, # the reference maps are kept at 1/scale resolution (they are smooth)
                    floor: float = ScoringConfig.floor, # the spread's floor, as a fraction of the task's spread over all foreground pixels
+                   part_floors: dict | None = None, # part -> its own fraction instead of `floor` (the lookup part: `ScoringConfig.lookup_floor`)
                    k: int = ScoringConfig.k, # the k it is made for
                   ) -> Reference:
     "The per-location reference: thumbnails, downsampled error maps, and a floor for each task's spread."
     small = {t: F.avg_pool2d(torch.as_tensor(m)[:, None], scale)[:, 0].half() for t, m in maps.items()}
-    floor = {t: float(floor * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
+    fraction = {t: (part_floors or {}).get(t, floor) for t in maps}
+    floor = {t: float(fraction[t] * np.asarray(m)[fg].std() + 1e-6) for t, m in maps.items()}
     return Reference(torch.as_tensor(thumbs), small, floor, k)
 
 # %% ../nbs/06a_calibration.ipynb #b20913ea

@@ -269,7 +269,7 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') 
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
     maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
-                                     (LOOKUP,) if s.lookup == 'both' else ())
+                                     s.both_sides)
     return maps, scores, gates, fg
 
 # %% ../nbs/06_score.ipynb #e7c8150c
@@ -287,8 +287,8 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
              ) -> dict:
     "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
-    if self.scoring.lookup and reference_images is None:
-        raise ValueError(f'the lookup part ({self.scoring.lookup!r}) is the z of each pixel against similar normal images: give reference_images')
+    if self.scoring.lookup and reference_images is None:   # the lookup part is a per-location z: no reference, no such part
+        self.scoring = self.scoring.replace(lookup='')
     self.reference, self.density = None, None
     if reference_images is not None and len(reference_images) < self.k:
         raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
@@ -298,7 +298,8 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     if reference_images is not None:
         maps, _, _ = self.errors(reference_images, batch_size, progress, 'calibrating: each location')
         fg = foreground_masks(reference_images, self.erode)
-        self.reference = make_reference(maps, image_thumbs(reference_images), fg, floor=self.floor, k=self.k)
+        self.reference = make_reference(maps, image_thumbs(reference_images), fg, floor=self.floor, k=self.k,
+                                        part_floors=self.scoring.part_floors)
     maps, scores, _, fg = self._parts(normal_images, batch_size, progress, 'calibrating: each part')
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.parts}
@@ -363,4 +364,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'groups' not in saved: saved['groups'] = ()   # runs before 0.2.7 count every part on its own
     if 'rms_parts' not in saved: saved['rms_parts'] = ()   # runs before 0.2.8 spread every part by its standard deviation
     if 'lookup' not in saved: saved['lookup'] = ''   # runs before 0.2.11 have no lookup part
+    if 'lookup_floor' not in saved and saved['lookup']: saved['lookup_floor'] = saved.get('floor', ScoringConfig.floor)   # 0.2.11: `floor` for every part
     return ScoringConfig.from_dict({**saved, **ov})

@@ -53,7 +53,7 @@ def test_predict_says_what_it_did_and_a_second_call_adds_up(tmp_path, run, capsy
     rows = _consistent(out)
     assert set(rows) == {str(a), str(c), str(b2)} and rows[str(a)] == first[str(a)]
     again = predict_files(run, [b2], device='cpu')[0]
-    assert np.allclose(np.load(out / 'b_map.npy'), again.amap, atol=1e-5) and abs(rows[str(b2)]['score'] - again.score) < 1e-5
+    assert np.allclose(np.load(out / 'b_map.npy'), again.amap, atol=1e-5) and np.isclose(rows[str(b2)]['score'], again.score, rtol=1e-5, atol=1e-5)
 
     (out / 'a_map.npy').unlink()   # a map removed by hand: its row goes at the next call
     assert _predict(run, out, c) == 0
