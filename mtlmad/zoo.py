@@ -94,9 +94,10 @@ calibration's reference maps as 8-bit codes ({size_kb} kB in all); against the r
 score moved by more than {max_score_change} (z units) and the fused figures were {full_fused}.
 
 ## Figures on the demo test split
-Percent; the fused score is the one mtlmad reports (the fused tasks and the feature part), each other row is that
-part alone: a task's error, or `features`, how far each location's features in the joint model lie from those of
-normal tissue (`mtlmad.features`).
+Percent; the fused score is the one mtlmad reports (the fused tasks, the feature part and the lookup part), each other
+row is that part alone: a task's error; `features`, how far each location's features in the joint model lie from those
+of normal tissue (`mtlmad.features`); or `lookup`, the image's own grey level against its most similar normal slices
+(`ScoringConfig.lookup`).
 
 | score | image AUROC | pixel AUROC | AUPRO |
 |---|---|---|---|
