@@ -261,3 +261,18 @@ def test_scoring_sweep_starts_from_what_mtlmad_evaluate_reports(ablated, tmp_pat
     reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False)['fused']
     for k in ('image_auroc', 'pixel_auroc', 'aupro'): assert same[k] == pytest.approx(reported[k], abs=1e-6), k
     assert k3 != same
+
+
+def test_proto_map_lookup_starts_from_the_package_map(ablated, tmp_path, one_thread):
+    "The prototype's `default` row is the run's own fused map (`mtlmad evaluate --split valid`); a run without the lookup part is refused."
+    import shutil
+    import proto_map_lookup
+    from mtlmad.jobs import calibrate_run, evaluate_run
+    run = ablated[0]
+    res = proto_map_lookup.main([str(run)])
+    reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False)['fused']
+    assert res['default'][0] == pytest.approx((reported['pixel_auroc'], reported['aupro']), abs=1e-6)
+    assert set(res) == {'default', 'lookup+best_learned', 'mean(lookup, learned_top2)', 'max(lookup, learned_top2)', 'lookup_only'}
+    plain = shutil.copytree(run, tmp_path / 'plain')
+    calibrate_run(plain, {'lookup': ''}, device='cpu', progress=False, save=True)
+    with pytest.raises(SystemExit, match='no lookup part'): proto_map_lookup.main([str(plain)])
