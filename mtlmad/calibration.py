@@ -18,13 +18,14 @@ from scipy import ndimage
 from .ops import gaussian_blur, foreground
 
 # %% auto #0
-__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'ScoringConfig', 'foreground_masks', 'mask_outside', 'region_max', 'image_scores',
-           'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors']
+__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'ScoringConfig', 'foreground_masks', 'mask_outside', 'region_max',
+           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
 LOOKUP = 'lookup'   # the part whose map is the image itself (`ScoringConfig.lookup`)
 LOOKUP_SIDES = ('', 'both', 'brighter')   # no lookup part; its z either way; brighter than similar normals only
+LOOKUP_MAPS = ('', 'mean', 'max')   # the lookup part in the fused map: as every part; mean / larger of it and the other parts' map
 
 @dataclass(frozen=True)
 class ScoringConfig:
@@ -46,6 +47,7 @@ class ScoringConfig:
     feature_bank: int = 0 # the feature part's distance: to the nearest of this many normal tissue locations (0: to the Gaussian's mean)
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
+    lookup_map: str = '' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -85,6 +87,8 @@ def _check(self: ScoringConfig):
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     if self.lookup not in LOOKUP_SIDES:
         raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
+    if self.lookup_map not in LOOKUP_MAPS:
+        raise ValueError(f"lookup_map must be one of {LOOKUP_MAPS} ('': the lookup part fused like every part), got {self.lookup_map!r}")
     _check_groups(self.groups)
     for name, eg in (('rms_parts', 'features'), ('brighter', 'denoise')):
         v = getattr(self, name)

@@ -97,7 +97,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
-FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups')   # what `open_scorer` may change: they act after the calibration
+FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups', 'lookup_map')   # what `open_scorer` may change: they act after the calibration
 
 def _fused_parts(cfg: MTLConfig, sc: ScoringConfig, features: bool) -> tuple:
     "What a run fuses unless its scoring names the parts: its config's tasks, its feature part, the lookup part as `sc.lookup` says."

@@ -121,11 +121,15 @@ def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
               sigma: float = ScoringConfig.sigma, # Gaussian smoothing of the fused map, in pixels
               top: int = ScoringConfig.top_parts, # each pixel: mean of its `top` largest normalised parts (0: of all)
               groups=ScoringConfig.groups, # parts counted as one before `top` (`merge_groups`)
+              lookup_map: str = ScoringConfig.lookup_map, # the lookup part: '' like every part; 'mean' / 'max' of it and the others' map
              ) -> np.ndarray:
     "Fuse per-task error maps into one anomaly map: at each pixel the mean of the largest normalised maps, smoothed."
     tasks = list(tasks if tasks is not None else task_maps)
     if not tasks: raise ValueError('fuse_maps needs at least one task')
-    return gaussian_blur(largest_mean(merge_groups({t: norms[t].z_map(task_maps[t]) for t in tasks}, groups), top), sigma)
+    z = {t: norms[t].z_map(task_maps[t]) for t in tasks}
+    if not (lookup_map and LOOKUP in z and len(z) > 1): return gaussian_blur(largest_mean(merge_groups(z, groups), top), sigma)
+    lk = z.pop(LOOKUP); rest = largest_mean(merge_groups(z, groups), top)   # the learned parts' own map first
+    return gaussian_blur((lk + rest) / 2 if lookup_map == 'mean' else np.maximum(lk, rest), sigma)
 
 
 # %% ../nbs/06_score.ipynb #2cba754f
@@ -137,13 +141,14 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 sigma: float = ScoringConfig.sigma, # smoothing of the fused map ('max')
                 top: int = ScoringConfig.top_parts, # each image: mean of its `top` largest parts (0: of all; `largest_mean`)
                 groups=ScoringConfig.groups, # parts counted as one before `top` (`merge_groups`)
+                lookup_map: str = ScoringConfig.lookup_map, # the fused map's rule for the lookup part ('max'; `fuse_maps`)
                ) -> np.ndarray:
     "Fuse per-task image scores (or, for 'max', per-task maps) into one score per image."
     tasks = list(tasks if tasks is not None else task_scores)
     if not tasks: raise ValueError('fuse_scores needs at least one task')
     if fusion == 'max':
         if task_maps is None: raise ValueError("fusion 'max' scores the fused map: pass task_maps")
-        m = fuse_maps(task_maps, norms, tasks, sigma, top, groups)
+        m = fuse_maps(task_maps, norms, tasks, sigma, top, groups, lookup_map)
         return m.reshape(len(m), -1).max(1) if m.ndim == 3 else np.float64(m.max())
     if fusion == 'mean': parts = {t: norms[t].z_score(task_scores[t]) for t in tasks}
     elif fusion == 'rank': parts = {t: norms[t].rank(task_scores[t]) for t in tasks}
@@ -187,10 +192,10 @@ class ScoreResult:
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
     def refuse(self, norms: dict, tasks=None, fusion=ScoringConfig.fusion, sigma=ScoringConfig.sigma,
-               top=ScoringConfig.top_parts, groups=ScoringConfig.groups) -> 'ScoreResult':
+               top=ScoringConfig.top_parts, groups=ScoringConfig.groups, lookup_map=ScoringConfig.lookup_map) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
-        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top, groups), self.task_scores,
-                           fuse_maps(self.task_maps, norms, tasks, sigma, top, groups), self.task_maps, self.device, self.gates, self.paths)
+        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top, groups, lookup_map), self.task_scores,
+                           fuse_maps(self.task_maps, norms, tasks, sigma, top, groups, lookup_map), self.task_maps, self.device, self.gates, self.paths)
 
 # %% ../nbs/06_score.ipynb #39e755b0
 def _batches(images, batch_size):
@@ -243,7 +248,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only'):
+for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only', 'lookup_map'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -330,8 +335,8 @@ def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, 
     if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
     maps, scores, gates = self.raw(images, batch_size, progress)
     tasks = tasks or self.fusion_tasks
-    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts, self.groups), scores,
-                       fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts, self.groups), maps, str(self.device), gates, paths)
+    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts, self.groups, self.lookup_map), scores,
+                       fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts, self.groups, self.lookup_map), maps, str(self.device), gates, paths)
 
 # %% ../nbs/06_score.ipynb #4d0e6c86
 @patch

@@ -273,6 +273,10 @@ def test_proto_map_lookup_starts_from_the_package_map(ablated, tmp_path, one_thr
     reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False)['fused']
     assert res['default'][0] == pytest.approx((reported['pixel_auroc'], reported['aupro']), abs=1e-6)
     assert set(res) == {'default', 'lookup+best_learned', 'mean(lookup, learned_top2)', 'max(lookup, learned_top2)', 'lookup_only'}
+    import scoring_sweep   # the option `lookup_map` draws the prototype's maps
+    (_,), (mean,), (larger,) = scoring_sweep.sweep([run], [{}, {'lookup_map': 'mean'}, {'lookup_map': 'max'}])
+    assert (mean['pixel_auroc'], mean['aupro']) == pytest.approx(res['mean(lookup, learned_top2)'][0], abs=1e-6)
+    assert (larger['pixel_auroc'], larger['aupro']) == pytest.approx(res['max(lookup, learned_top2)'][0], abs=1e-6)
     plain = shutil.copytree(run, tmp_path / 'plain')
     calibrate_run(plain, {'lookup': ''}, device='cpu', progress=False, save=True)
     with pytest.raises(SystemExit, match='no lookup part'): proto_map_lookup.main([str(plain)])
