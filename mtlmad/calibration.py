@@ -47,7 +47,7 @@ class ScoringConfig:
     feature_bank: int = 0 # the feature part's distance: to the nearest of this many normal tissue locations (0: to the Gaussian's mean)
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
-    lookup_map: str = '' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
+    lookup_map: str = 'mean' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
 
     def __post_init__(self):
         ss = self.score_sigma

@@ -370,4 +370,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'rms_parts' not in saved: saved['rms_parts'] = ()   # runs before 0.2.8 spread every part by its standard deviation
     if 'lookup' not in saved: saved['lookup'] = ''   # runs before 0.2.11 have no lookup part
     if 'lookup_floor' not in saved and saved['lookup']: saved['lookup_floor'] = saved.get('floor', ScoringConfig.floor)   # 0.2.11: `floor` for every part
+    if 'lookup_map' not in saved: saved['lookup_map'] = ''   # before 0.2.12: the lookup part fused in the map like every part
     return ScoringConfig.from_dict({**saved, **ov})
