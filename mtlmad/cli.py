@@ -102,6 +102,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--groups', nargs='+', default=None, metavar='A+B',
                    help="parts counted as one before --top-parts, each group its parts joined by '+' "
                         "(e.g. inpaint+denoise; 'none': every part on its own; default: the run's)")
+    s.add_argument('--lookup-map', choices=['none', 'mean', 'max'], default=None,
+                   help="the lookup part in the fused map: the mean or the larger of it and the other parts' map; "
+                        "'none': fused like every part (default: the run's)")
     s.add_argument('--device', default='auto', help=DEVICE_HELP)
 
     s = sub.add_parser('calibrate', help='calibrate a trained run again under other scoring settings, and keep that in the run')
@@ -166,7 +169,8 @@ def _run(a) -> int:
     if a.command == 'train': return _train(a)
     elif a.command == 'evaluate':
         groups = None if a.groups is None else [g.split('+') for g in a.groups if g != 'none']
-        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device, top_parts=a.top_parts, groups=groups)
+        lookup_map = {None: None, 'none': ''}.get(a.lookup_map, a.lookup_map)
+        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device, top_parts=a.top_parts, groups=groups, lookup_map=lookup_map)
     elif a.command == 'calibrate':
         print(_calibrate(a))
     elif a.command == 'predict':

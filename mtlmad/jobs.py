@@ -234,9 +234,10 @@ def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('d
                  fusion: str | None = None, device='auto', split: str = 'test', progress: bool = True,
                  top_parts: int | None = None, # fuse the mean of this many largest parts (0: all; None: the run's)
                  groups: list | None = None, # parts counted as one, e.g. [['inpaint', 'denoise']] ([]: none; None: the run's)
+                 lookup_map: str | None = None, # the lookup part in the fused map: '', 'mean' or 'max' (`ScoringConfig.lookup_map`; None: the run's)
                 ) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
-    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts, groups=groups).items() if v is not None}   # none: the run's
+    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts, groups=groups, lookup_map=lookup_map).items() if v is not None}   # none: the run's
     scorer = open_scorer(run, device, fusion_settings or None)
     es = load_run_split(run, scorer.cfg, data, split)
     if len(set(es.labels.tolist())) < 2:

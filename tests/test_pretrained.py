@@ -85,10 +85,10 @@ def test_cli_evaluate_demo(tmp_path, monkeypatch, card_figures):
     assert all(abs(fused[k] - card_figures['fused'][k]) <= FIGURE_TOLERANCE for k in FIGURES), (fused, card_figures['fused'])
 
 
-@pytest.mark.parametrize('option', [('--top-parts', '0'), ('--groups', 'none')])
+@pytest.mark.parametrize('option', [('--top-parts', '0'), ('--groups', 'none'), ('--lookup-map', 'none')])
 def test_cli_evaluate_another_fusion(tmp_path, monkeypatch, card_figures, option):
     """`--top-parts 0` fuses every part by their mean (as runs before 0.2.6), `--groups none` counts every part on its own
-    (as runs before 0.2.7): the same parts, another fused figure."""
+    (as runs before 0.2.7), `--lookup-map none` fuses the lookup part in the map like every part: the same parts, another fused figure."""
     monkeypatch.chdir(tmp_path)
     rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu', *option)
     assert rc == 0, err
