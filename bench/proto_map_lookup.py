@@ -1,13 +1,14 @@
-"""Prototype, not a package option: fused maps that keep the lookup part's map, on the validation split.
+"""The prototype of `ScoringConfig.lookup_map`: fused maps that keep the lookup part's map, on the validation split.
 
     python bench/proto_map_lookup.py RUN [RUN ...]
 
 Each RUN is a run folder calibrated with the lookup part (mtlmad 0.2.12's defaults, or `mtlmad calibrate --run RUN
---scoring '{"lookup": "both"}'`), validated on the data it recorded. The package's fused map is, at each pixel, the mean
-of the two largest normalised parts (`fuse_maps`); on LGG that dilutes the lookup part's map, which alone draws the
-sharper tumours (*mtlmad 0.2.12* in `bench/ablation.md`). The rows (the image scores are not touched):
+--scoring '{"lookup": "both"}'`), validated on the data it recorded. Fused like every part (`lookup_map=''`), the
+map is at each pixel the mean of the two largest normalised parts; on LGG that dilutes the lookup part's map, which
+alone draws the sharper tumours (*mtlmad 0.2.12* in `bench/ablation.md`). The rows, computed here on their own so that
+the package's `lookup_map` can be checked against them (`tests/test_bench.py`; the image scores are not touched):
 
-- `default`: the package's map;
+- `default`: the lookup part fused like every part (`fuse_maps(..., lookup_map='')`), whatever the run's own setting;
 - `lookup+best_learned`: the mean of the lookup part and the largest learned part;
 - `mean(lookup, learned_top2)`: the mean of the lookup part and the learned parts' own fused map (mean of their two largest);
 - `max(lookup, learned_top2)`: the larger of the two;
@@ -34,7 +35,7 @@ def variants(maps: dict, norms: dict, tasks: list, s) -> dict:
     learned = merge_groups({t: z[t] for t in tasks if t != LOOKUP}, s.groups)
     lk, top2 = z[LOOKUP], largest_mean(learned, 2)
     blur = lambda m: gaussian_blur(m, s.sigma)
-    return {'default': fuse_maps(maps, norms, tasks, s.sigma, s.top_parts, s.groups),
+    return {'default': fuse_maps(maps, norms, tasks, s.sigma, s.top_parts, s.groups, lookup_map=''),
             'lookup+best_learned': blur((lk + np.max(learned, 0)) / 2),
             'mean(lookup, learned_top2)': blur((lk + top2) / 2),
             'max(lookup, learned_top2)': blur(np.maximum(lk, top2)),

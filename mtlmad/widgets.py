@@ -69,7 +69,7 @@ def _set_ranges(self: AnomalyExplorer):
     z = {t: norms[t].z_map(self.task_maps[t]) for t in self.tasks}
     self.task_ranges = {t: (0.0, max(float(np.percentile(z[t], 99.5)), 1e-3)) for t in self.tasks}
     fm = fuse_maps(self.task_maps, norms, self.tasks, self.scorer.sigma, self.scorer.top_parts, self.scorer.groups,
-                   getattr(self.scorer, 'lookup_map', ''))
+                   self.scorer.lookup_map)
     ref = fm[self.labels == 0] if self.labels is not None and (self.labels == 0).any() else fm
     self.map_range = (0.0, max(float(np.percentile(fm, 99.5)), 1e-3))
     self._th0 = max(float(np.percentile(ref, 99.9)), 0.0)
@@ -221,7 +221,7 @@ def render(self: AnomalyExplorer):
         return
     sel, norms = self.selected_tasks, self.scorer.norms
     self.fused_map = fuse_maps({t: self.task_maps[t][i] for t in sel}, norms, sel, self.scorer.sigma, self.scorer.top_parts,
-                             self.scorer.groups, getattr(self.scorer, 'lookup_map', ''))
+                             self.scorer.groups, self.scorer.lookup_map)
     self.fused_score = float(self.scores[i])
     zmaps = {t: norms[t].z_map(self.task_maps[t][i]) for t in self.tasks}
     rgb = render_panels(self.images[i], self.fused_map, zmaps, self.masks[i] if self.has_mask[i] else None,

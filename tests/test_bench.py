@@ -264,13 +264,13 @@ def test_scoring_sweep_starts_from_what_mtlmad_evaluate_reports(ablated, tmp_pat
 
 
 def test_proto_map_lookup_starts_from_the_package_map(ablated, tmp_path, one_thread):
-    "The prototype's `default` row is the run's own fused map (`mtlmad evaluate --split valid`); a run without the lookup part is refused."
+    "The prototype's `default` row is the map with the lookup part fused like every part (`mtlmad evaluate --split valid --lookup-map none`); a run without the lookup part is refused."
     import shutil
     import proto_map_lookup
     from mtlmad.jobs import calibrate_run, evaluate_run
     run = ablated[0]
     res = proto_map_lookup.main([str(run)])
-    reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False)['fused']
+    reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False, lookup_map='')['fused']
     assert res['default'][0] == pytest.approx((reported['pixel_auroc'], reported['aupro']), abs=1e-6)
     assert set(res) == {'default', 'lookup+best_learned', 'mean(lookup, learned_top2)', 'max(lookup, learned_top2)', 'lookup_only'}
     import scoring_sweep   # the option `lookup_map` draws the prototype's maps
