@@ -280,3 +280,55 @@ def test_proto_map_lookup_starts_from_the_package_map(ablated, tmp_path, one_thr
     plain = shutil.copytree(run, tmp_path / 'plain')
     calibrate_run(plain, {'lookup': ''}, device='cpu', progress=False, save=True)
     with pytest.raises(SystemExit, match='no lookup part'): proto_map_lookup.main([str(plain)])
+
+
+def test_proto_crop_fits_each_image_to_its_tissue(tmp_path):
+    "Each image and its mask are cut to one square around the image's tissue; specks of noise and dark frames are not tissue."
+    import numpy as np
+    from PIL import Image
+    import proto_crop
+    src = tmp_path / 'src'
+    head = np.zeros((64, 80), np.uint8); head[10:30, 40:70] = 200; head[2, 2] = 255   # a 20 x 30 head, one bright speck
+    mask = np.zeros_like(head); mask[15:20, 50:55] = 255
+    for rel, a in [('train/good/a.png', head), ('test/Ungood/img/b.png', head), ('test/Ungood/label/b.png', mask)]:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True); Image.fromarray(a).save(src / rel)
+    (src / 'dataset.json').write_text('{}')
+    assert proto_crop.crop_folder(src, tmp_path / 'dst', margin=0.1) == 2
+    img = np.asarray(Image.open(tmp_path / 'dst/test/Ungood/img/b.png'))
+    lab = np.asarray(Image.open(tmp_path / 'dst/test/Ungood/label/b.png'))
+    assert img.shape == lab.shape == (36, 36)   # the head's longer side, 30, plus 10 % each way
+    assert (img == 200).sum() == 20 * 30 and (lab > 0).sum() == 25   # the whole head and the whole lesion kept
+    assert np.array_equal(lab > 0, (img == 200) & (lab > 0)) and (tmp_path / 'dst/dataset.json').exists()
+    assert proto_crop.tissue_square(np.zeros((32, 32)), margin=0) == (0, 32, 0, 32)   # an all-dark image: the whole of it
+    with pytest.raises(SystemExit, match='no PNG images'): proto_crop.crop_folder(tmp_path / 'dst/nothing', tmp_path / 'x')
+
+
+def test_proto_crop_puts_maps_back_where_each_crop_came_from():
+    "A crop's map, scaled (bilinear) to its box on the source grid; the box may leave the grid; outside it, the map's least value."
+    import numpy as np
+    import proto_crop
+    m = np.zeros((2, 4, 4), np.float32); m[0, :2, :2] = 1; m[1] = 3; m[1, 0, 0] = 2
+    out = proto_crop.uncrop(m, [(2, 10, 4, 12), (-2, 6, -2, 6)], 12)
+    assert out.shape == (2, 12, 12)
+    assert (out[0, 2:5, 4:7] == 1).all() and 0 < out[0, 5, 7] < 1 and out[0, :2].max() == out[0, 7:].max() == out[0, :, :4].max() == 0
+    assert out[1, 6:].max() == 2 and out[1, :6, 6:].max() == 2 and out[1, 5, 5] == 3   # the box's part off the grid is dropped
+
+
+def test_proto_crop_measures_a_cropped_run_on_the_source_grid(ablated, tmp_path, one_thread):
+    "A run trained on a cropped copy, measured on the source: the same image scores as on its own data, maps on the source's grid."
+    import shutil
+    import ablate, proto_crop
+    from mtlmad.checkpoint import run_data
+    src = run_data(ablated[0])
+    proto_crop.crop_folder(src, tmp_path / 'crop')
+    log, tiny = tmp_path / 'log.jsonl', ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
+    ablate.main(['--name', 'tinyc', '--data', str(tmp_path / 'crop'), '--seeds', '0', '--runs', str(tmp_path / 'runs'), '--log', str(log), *tiny])
+    own = json.loads(log.read_text())
+    row = proto_crop.main([str(src), '--evaluate', str(tmp_path / 'runs/tinyc_s0'), '--log', str(log)])
+    assert row['name'] == 'tinyc_uncrop/local' and row['data'] == str(src) and len(log.read_text().splitlines()) == 2
+    for split in ('valid', 'test'):
+        assert row[split]['fused']['image_auroc'] == pytest.approx(own[split]['fused']['image_auroc'])
+        assert 0 <= row[split]['fused']['aupro'] <= 100 and 0 <= row[split]['fused']['pixel_auroc'] <= 100
+    other = shutil.copytree(src, tmp_path / 'other')
+    next((other / 'valid').rglob('*.png')).unlink()   # one file fewer: not the folder the run's data was cropped from
+    with pytest.raises(SystemExit, match='not a cropped copy'): proto_crop.evaluate_on_source(tmp_path / 'runs/tinyc_s0', other)

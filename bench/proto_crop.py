@@ -1,0 +1,137 @@
+"""Prototype: every image fitted to its own tissue, so that a run sees each head at one scale (a copy of a dataset folder).
+
+    python bench/proto_crop.py SRC DST [--margin 0.04]
+    python bench/proto_crop.py SRC --evaluate RUN [--name NAME --log LOG]   (a run trained on a cropped copy, measured on SRC's grid)
+
+SRC is a dataset folder in BMAD's Brain layout (what `mtlmad make-data` writes, the LGG builder's patient folds or the
+demo data). DST is a copy of it where each image, and its mask with the same box, is cropped to the square around
+its tissue, `margin` of the square's side added on each side (zero-padded where the square leaves the image). The
+rule reads one image alone, so any single file could be prepared the same way: no patient, no volume.
+
+Why: the LGG patients' heads fill from under half to the whole of the 256 px frame (tissue area at 128 px: 6,800 to
+15,800 pixels, patient medians), the field of view being the scanner's choice. The patients whose heads fill the
+frame hold most of the highest-scored normal slices (*After 0.2.12* in `bench/ablation.md`). Trained and scored on
+such copies (`bench/ablate.py --data DST`), a run sees every head at one scale.
+
+Tissue: pixels above 0.1 of the image's 99th percentile (the slice rule of `mtlmad.lgg`), holes filled, components
+under 2 % of the largest one dropped (specks of noise outside the head; the demo's brain ends keep their lobes).
+Pixel metrics of runs on a cropped copy are on its own grid (less background), so only image AUROC compares directly
+with runs on SRC. `--evaluate` puts a cropped run's fused maps back where each crop came from (the same square, found
+again on SRC's image, scaled to the model's grid; outside it, the map's least value) and measures them against SRC's
+own masks at the model's resolution, as `mtlmad evaluate` measures a run trained on SRC: those figures pair with SRC's
+runs on all three measures. With `--log` it appends an ablation-log row for `bench/ablate.py --compare`."""
+import argparse, json, shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+SPECK = 0.02   # components smaller than this fraction of the largest are not tissue
+
+
+def tissue(grey: np.ndarray, level: float = 0.1) -> np.ndarray:
+    "Where a grey image (H, W) holds tissue: above `level` of its 99th percentile, holes filled, specks dropped."
+    top = np.percentile(grey, 99)
+    if top <= 0: return np.ones(grey.shape, bool)
+    m = ndimage.binary_fill_holes(grey > level * top)
+    lab, n = ndimage.label(m)
+    if n < 2: return m
+    sizes = ndimage.sum(m, lab, range(1, n + 1))
+    return np.isin(lab, 1 + np.flatnonzero(sizes >= SPECK * sizes.max()))
+
+
+def tissue_square(grey: np.ndarray, margin: float = 0.04, smallest: int = 16) -> tuple:
+    "The square (y0, y1, x0, x1) centred on the tissue's bounding box, its side the box's longer side plus `margin` each way."
+    m = tissue(grey)
+    ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    if not len(ys): return 0, grey.shape[0], 0, grey.shape[1]
+    cy, cx = (ys[0] + ys[-1] + 1) / 2, (xs[0] + xs[-1] + 1) / 2
+    side = max(ys[-1] + 1 - ys[0], xs[-1] + 1 - xs[0], smallest) * (1 + 2 * margin)
+    return tuple(int(round(v)) for v in (cy - side / 2, cy + side / 2, cx - side / 2, cx + side / 2))
+
+
+def crop(a: np.ndarray, box: tuple) -> np.ndarray:
+    "The box of an array (H, W[, C]), zero where the box leaves it."
+    y0, y1, x0, x1 = box
+    out = np.zeros((y1 - y0, x1 - x0) + a.shape[2:], a.dtype)
+    sy, sx = slice(max(y0, 0), min(y1, a.shape[0])), slice(max(x0, 0), min(x1, a.shape[1]))
+    out[sy.start - y0:sy.stop - y0, sx.start - x0:sx.stop - x0] = a[sy, sx]
+    return out
+
+
+def crop_folder(src, dst, margin: float = 0.04) -> int:
+    "Write the cropped copy of dataset folder `src` into `dst`; returns the number of images written."
+    src, dst = Path(src), Path(dst)
+    images = [f for f in sorted(src.rglob('*.png')) if f.parent.name != 'label']
+    if not images: raise SystemExit(f'{src}: no PNG images: give a dataset folder in the BMAD Brain layout')
+    for f in images:
+        a = np.asarray(Image.open(f))
+        box = tissue_square(a.astype(np.float32).mean(-1) if a.ndim == 3 else a.astype(np.float32), margin)
+        for g in [f] + [f.parent.parent / 'label' / f.name] * (f.parent.name == 'img'):
+            if not g.exists(): continue
+            out = dst / g.relative_to(src); out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(crop(np.asarray(Image.open(g)), box)).save(out)
+    for f in src.glob('*.json'): shutil.copy(f, dst / f.name)
+    return len(images)
+
+
+def uncrop(maps: np.ndarray, boxes: list, size: int) -> np.ndarray:
+    "Maps (N, s, s) of cropped images put back on a (size, size) grid, each into its box (y0, y1, x0, x1) on that grid."
+    import torch
+    out = np.empty((len(maps), size, size), np.float32)
+    for i, (m, (y0, y1, x0, x1)) in enumerate(zip(maps, boxes)):
+        big = torch.nn.functional.interpolate(torch.as_tensor(m, dtype=torch.float32)[None, None], size=(y1 - y0, x1 - x0),
+                                              mode='bilinear', align_corners=False)[0, 0].numpy()
+        out[i] = m.min()
+        sy, sx = slice(max(y0, 0), min(y1, size)), slice(max(x0, 0), min(x1, size))
+        out[i, sy, sx] = big[sy.start - y0:sy.stop - y0, sx.start - x0:sx.stop - x0]
+    return out
+
+
+def evaluate_on_source(run, src, split: str = 'valid', margin: float = 0.04) -> dict:
+    "Fused metrics (percent) of a run trained on a cropped copy of `src`, its maps put back on `src`'s grid."
+    from mtlmad.checkpoint import run_data
+    from mtlmad.jobs import load_run_split, open_scorer
+    from mtlmad.metrics import as_percent, image_metrics, pixel_metrics
+    sc = open_scorer(run, 'cpu')
+    dst, src = Path(run_data(run)), Path(src)
+    crops, full = load_run_split(run, sc.cfg, dst, split), load_run_split(run, sc.cfg, src, split)
+    rel = lambda p, root: str(Path(p).relative_to(root))
+    order = {rel(p, dst): i for i, p in enumerate(crops.paths)}
+    if sorted(order) != sorted(rel(p, src) for p in full.paths):
+        raise SystemExit(f'{run}: its data {dst} is not a cropped copy of {src} (their {split} files differ)')
+    res = sc.score(crops.images[[order[rel(p, src)] for p in full.paths]])
+    size, boxes = full.images.shape[-1], []
+    for p in full.paths:
+        a = np.asarray(Image.open(p)).astype(np.float32)
+        box = tissue_square(a.mean(-1) if a.ndim == 3 else a, margin)
+        boxes.append(tuple(int(round(v * size / a.shape[0])) for v in box))
+    m = image_metrics(full.labels, res.scores)
+    m.update(pixel_metrics(full.masks, uncrop(res.maps, boxes, size)))
+    return {'fused': as_percent(m)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('src'); ap.add_argument('dst', nargs='?'); ap.add_argument('--margin', type=float, default=0.04)
+    ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
+    ap.add_argument('--name', default=None, help="the log row's name (default: the run's own, with _uncrop)")
+    ap.add_argument('--log', default=None, help='append the row to this ablation log')
+    a = ap.parse_args(argv)
+    if a.evaluate:
+        from mtlmad.checkpoint import read_run_record
+        out = {s: evaluate_on_source(a.evaluate, a.src, s, a.margin) for s in ('valid', 'test')}
+        rec = read_run_record(a.evaluate).get('ablation', {'name': Path(a.evaluate).name, 'seed': None})
+        row = dict(rec, name=f"{a.name or rec['name'] + '_uncrop'}/local", data=str(a.src), **out)
+        print(f"[{row['name']} seed {row['seed']}] " + '  '.join(
+            f"{s.upper()} " + ' / '.join(f"{out[s]['fused'][k]:.1f}" for k in ('image_auroc', 'pixel_auroc', 'aupro')) for s in out))
+        if a.log:
+            with open(a.log, 'a') as f: f.write(json.dumps(row) + '\n')
+        return row
+    if a.dst is None: ap.error('give SRC and DST, or --evaluate RUN SRC')
+    print(f'{crop_folder(a.src, a.dst, a.margin)} images cropped to their tissue into {a.dst}')
+
+
+if __name__ == '__main__':
+    main()
