@@ -1,12 +1,15 @@
 """Prototype: every image fitted to its own tissue, so that a run sees each head at one scale (a copy of a dataset folder).
 
-    python bench/proto_crop.py SRC DST [--margin 0.04]
+    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient]
     python bench/proto_crop.py SRC --evaluate RUN [--name NAME --log LOG]   (a run trained on a cropped copy, measured on SRC's grid)
 
 SRC is a dataset folder in BMAD's Brain layout (what `mtlmad make-data` writes, the LGG builder's patient folds or the
 demo data). DST is a copy of it where each image, and its mask with the same box, is cropped to the square around
 its tissue, `margin` of the square's side added on each side (zero-padded where the square leaves the image). The
-rule reads one image alone, so any single file could be prepared the same way: no patient, no volume.
+rule reads one image alone (`--per image`, the default), so any single file could be prepared the same way: no
+patient, no volume. `--per patient` cuts all of a patient's slices by one square around that patient's head (LGG's
+folds, whose dataset.json lists the patients): every head at one scale, each slice keeping its size within its head.
+The copy records its rule in `crop.json`.
 
 Why: the LGG patients' heads fill from under half to the whole of the 256 px frame (tissue area at 128 px: 6,800 to
 15,800 pixels, patient medians), the field of view being the scanner's choice. The patients whose heads fill the
@@ -60,20 +63,59 @@ def crop(a: np.ndarray, box: tuple) -> np.ndarray:
     return out
 
 
-def crop_folder(src, dst, margin: float = 0.04) -> int:
-    "Write the cropped copy of dataset folder `src` into `dst`; returns the number of images written."
-    src, dst = Path(src), Path(dst)
+def _grey(f: Path) -> np.ndarray:
+    a = np.asarray(Image.open(f)).astype(np.float32)
+    return a.mean(-1) if a.ndim == 3 else a
+
+
+def patient_of(f: Path, patients: list) -> str:
+    "The patient (a `dataset.json` patient id that starts the file's name) an image belongs to."
+    for p in patients:
+        if f.stem.startswith(p + '_'): return p
+    raise SystemExit(f'{f}: its name starts with none of the {len(patients)} patients of the dataset.json')
+
+
+def crop_boxes(src, margin: float = 0.04, per: str = 'image') -> dict:
+    """Each image of dataset folder `src` -> its square (y0, y1, x0, x1). `per='image'`: around the image's own tissue;
+    `per='patient'`: around the tissue of all of its patient's slices (each edge: the 10th / 90th percentile over the
+    slices, so one noisy slice does not widen it; patients as `mtlmad make-data --from lgg` lists them in dataset.json),
+    so every slice of a head is cut the same way: heads at one scale, each slice's place in its head kept."""
+    src = Path(src)
     images = [f for f in sorted(src.rglob('*.png')) if f.parent.name != 'label']
     if not images: raise SystemExit(f'{src}: no PNG images: give a dataset folder in the BMAD Brain layout')
+    if per == 'image': return {f: tissue_square(_grey(f), margin) for f in images}
+    if per != 'patient': raise SystemExit(f"per should be 'image' or 'patient', got {per!r}")
+    meta = json.loads((src / 'dataset.json').read_text()) if (src / 'dataset.json').exists() else {}
+    patients = sorted({p for ps in meta.get('patients', {}).values() for p in ps}, key=len, reverse=True)
+    if not patients: raise SystemExit(f'{src}/dataset.json lists no patients: per patient needs a folder from `mtlmad make-data --from lgg`')
+    extents = {}
     for f in images:
-        a = np.asarray(Image.open(f))
-        box = tissue_square(a.astype(np.float32).mean(-1) if a.ndim == 3 else a.astype(np.float32), margin)
+        m = tissue(_grey(f)); ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if len(ys): extents.setdefault(patient_of(f, patients), []).append((ys[0], ys[-1], xs[0], xs[-1]))
+    union = {}   # per side, the 10th (top, left) or 90th (bottom, right) percentile of the slices' edges: a noisy slice does not set it
+    for p, e in extents.items():
+        e = np.array(e, float)
+        union[p] = (np.percentile(e[:, 0], 10), np.percentile(e[:, 1], 90), np.percentile(e[:, 2], 10), np.percentile(e[:, 3], 90))
+    boxes = {}
+    for f in images:
+        y0, y1, x0, x1 = union[patient_of(f, patients)]
+        cy, cx, side = (y0 + y1 + 1) / 2, (x0 + x1 + 1) / 2, max(y1 + 1 - y0, x1 + 1 - x0) * (1 + 2 * margin)
+        boxes[f] = tuple(int(round(v)) for v in (cy - side / 2, cy + side / 2, cx - side / 2, cx + side / 2))
+    return boxes
+
+
+def crop_folder(src, dst, margin: float = 0.04, per: str = 'image') -> int:
+    "Write the cropped copy of dataset folder `src` into `dst` (`crop_boxes`); returns the number of images written."
+    src, dst = Path(src), Path(dst)
+    boxes = crop_boxes(src, margin, per)
+    for f, box in boxes.items():
         for g in [f] + [f.parent.parent / 'label' / f.name] * (f.parent.name == 'img'):
             if not g.exists(): continue
             out = dst / g.relative_to(src); out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(crop(np.asarray(Image.open(g)), box)).save(out)
     for f in src.glob('*.json'): shutil.copy(f, dst / f.name)
-    return len(images)
+    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': per}))
+    return len(boxes)
 
 
 def uncrop(maps: np.ndarray, boxes: list, size: int) -> np.ndarray:
@@ -89,7 +131,7 @@ def uncrop(maps: np.ndarray, boxes: list, size: int) -> np.ndarray:
     return out
 
 
-def evaluate_on_source(run, src, split: str = 'valid', margin: float = 0.04) -> dict:
+def evaluate_on_source(run, src, split: str = 'valid') -> dict:
     "Fused metrics (percent) of a run trained on a cropped copy of `src`, its maps put back on `src`'s grid."
     from mtlmad.checkpoint import run_data
     from mtlmad.jobs import load_run_split, open_scorer
@@ -102,11 +144,11 @@ def evaluate_on_source(run, src, split: str = 'valid', margin: float = 0.04) -> 
     if sorted(order) != sorted(rel(p, src) for p in full.paths):
         raise SystemExit(f'{run}: its data {dst} is not a cropped copy of {src} (their {split} files differ)')
     res = sc.score(crops.images[[order[rel(p, src)] for p in full.paths]])
-    size, boxes = full.images.shape[-1], []
+    how = json.loads((dst / 'crop.json').read_text())   # the rule the copy was cut by
+    every, size, boxes = crop_boxes(src, how['margin'], how['per']), full.images.shape[-1], []
     for p in full.paths:
-        a = np.asarray(Image.open(p)).astype(np.float32)
-        box = tissue_square(a.mean(-1) if a.ndim == 3 else a, margin)
-        boxes.append(tuple(int(round(v * size / a.shape[0])) for v in box))
+        n = Image.open(p).size[1]
+        boxes.append(tuple(int(round(v * size / n)) for v in every[Path(p)]))
     m = image_metrics(full.labels, res.scores)
     m.update(pixel_metrics(full.masks, uncrop(res.maps, boxes, size)))
     return {'fused': as_percent(m)}
@@ -115,13 +157,14 @@ def evaluate_on_source(run, src, split: str = 'valid', margin: float = 0.04) -> 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('src'); ap.add_argument('dst', nargs='?'); ap.add_argument('--margin', type=float, default=0.04)
+    ap.add_argument('--per', default='image', choices=('image', 'patient'), help='one square per image, or per patient (LGG folds)')
     ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
     ap.add_argument('--name', default=None, help="the log row's name (default: the run's own, with _uncrop)")
     ap.add_argument('--log', default=None, help='append the row to this ablation log')
     a = ap.parse_args(argv)
     if a.evaluate:
         from mtlmad.checkpoint import read_run_record
-        out = {s: evaluate_on_source(a.evaluate, a.src, s, a.margin) for s in ('valid', 'test')}
+        out = {s: evaluate_on_source(a.evaluate, a.src, s) for s in ('valid', 'test')}
         rec = read_run_record(a.evaluate).get('ablation', {'name': Path(a.evaluate).name, 'seed': None})
         row = dict(rec, name=f"{a.name or rec['name'] + '_uncrop'}/local", data=str(a.src), **out)
         print(f"[{row['name']} seed {row['seed']}] " + '  '.join(
@@ -130,7 +173,7 @@ def main(argv=None):
             with open(a.log, 'a') as f: f.write(json.dumps(row) + '\n')
         return row
     if a.dst is None: ap.error('give SRC and DST, or --evaluate RUN SRC')
-    print(f'{crop_folder(a.src, a.dst, a.margin)} images cropped to their tissue into {a.dst}')
+    print(f'{crop_folder(a.src, a.dst, a.margin, a.per)} images cropped to their tissue ({a.per}) into {a.dst}')
 
 
 if __name__ == '__main__':

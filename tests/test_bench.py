@@ -332,3 +332,23 @@ def test_proto_crop_measures_a_cropped_run_on_the_source_grid(ablated, tmp_path,
     other = shutil.copytree(src, tmp_path / 'other')
     next((other / 'valid').rglob('*.png')).unlink()   # one file fewer: not the folder the run's data was cropped from
     with pytest.raises(SystemExit, match='not a cropped copy'): proto_crop.evaluate_on_source(tmp_path / 'runs/tinyc_s0', other)
+
+
+def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
+    "Per patient: one square for all of a patient's slices (a noisy slice does not widen it); patients from dataset.json."
+    import numpy as np
+    from PIL import Image
+    import proto_crop
+    src = tmp_path / 'src'; (src / 'train/good').mkdir(parents=True)
+    for i, (h, w) in enumerate([(40, 40)] * 8 + [(36, 30), (38, 36), (30, 30), (20, 20)]):   # slices of one head, the last near its top
+        a = np.zeros((64, 64), np.uint8); a[10:10 + h, 12:12 + w] = 200
+        Image.fromarray(a).save(src / f'train/good/P_01_{i}.png')
+    noisy = np.full((64, 64), 30, np.uint8); noisy[10:50, 12:52] = 200   # a low-signal slice: its noise counts as tissue
+    Image.fromarray(noisy).save(src / 'train/good/P_01_12.png')
+    (src / 'dataset.json').write_text(json.dumps({'patients': {'train': ['P_01']}}))
+    boxes = proto_crop.crop_boxes(src, margin=0, per='patient')
+    assert len(set(boxes.values())) == 1 and next(iter(boxes.values())) == (10, 50, 12, 52)   # the head's 40 x 40, not the noisy slice's 64 x 64
+    assert proto_crop.crop_folder(src, tmp_path / 'dst', margin=0, per='patient') == 13
+    assert json.loads((tmp_path / 'dst/crop.json').read_text()) == {'margin': 0, 'per': 'patient'}
+    (src / 'dataset.json').write_text('{}')
+    with pytest.raises(SystemExit, match='lists no patients'): proto_crop.crop_boxes(src, per='patient')
