@@ -352,3 +352,18 @@ def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
     assert json.loads((tmp_path / 'dst/crop.json').read_text()) == {'margin': 0, 'per': 'patient'}
     (src / 'dataset.json').write_text('{}')
     with pytest.raises(SystemExit, match='lists no patients'): proto_crop.crop_boxes(src, per='patient')
+
+
+def test_by_patient_ranks_each_patients_normals_and_orders_within_it(ablated, capsys, one_thread):
+    "Per patient: the median rank of its normals among the split's normals, and its own tumour-against-normal AUROC."
+    import numpy as np
+    import by_patient
+    t = by_patient.patient_table(np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.95]), np.array([0, 0, 1, 0, 0, 1]), ['a', 'a', 'a', 'b', 'b', 'b'])
+    assert t['a'] == (2, 1, 0.125, 100.0)   # ranks 0 and 0.25 among the four normals; its tumour above both its normals
+    assert t['b'][:3] == (2, 1, 0.625) and t['b'][3] == 100.0
+    assert np.isnan(by_patient.patient_table(np.array([1., 2.]), np.array([0, 0]), ['c', 'c'])['c'][3])   # one class: no AUROC
+    with pytest.raises(SystemExit, match='no normal image'): by_patient.patient_table(np.array([1.]), np.array([1]), ['d'])
+    (tables,) = [by_patient.main([str(ablated[0])])]
+    out = capsys.readouterr().out
+    assert f"AUROC {ablated[2]['valid']['fused']['image_auroc']:.1f}" in out   # the whole split: the figure the log holds
+    assert sum(n0 + n1 for n0, n1, *_ in tables[0].values()) == 4
