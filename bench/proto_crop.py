@@ -22,7 +22,11 @@ Pixel metrics of runs on a cropped copy are on its own grid (less background), s
 with runs on SRC. `--evaluate` puts a cropped run's fused maps back where each crop came from (the same square, found
 again on SRC's image, scaled to the model's grid; outside it, the map's least value) and measures them against SRC's
 own masks at the model's resolution, as `mtlmad evaluate` measures a run trained on SRC: those figures pair with SRC's
-runs on all three measures. With `--log` it appends an ablation-log row for `bench/ablate.py --compare`."""
+runs on all three measures. With `--log` it appends an ablation-log row for `bench/ablate.py --compare`.
+`--frame-lookup` (with `--evaluate`): the lookup part, which needs no model (the image's own grey level against its
+most similar normal images), is taken from SRC's whole frames, calibrated on SRC as `mtlmad` calibrates a run; the
+learned parts stay the crop's, put back on the frame; all are fused as the run fuses them. The crop magnifies each
+slice to the grid, so its grey levels lose where in the head the slice lies; the frame keeps that for the lookup."""
 import argparse, json, shutil
 from pathlib import Path
 
@@ -131,11 +135,15 @@ def uncrop(maps: np.ndarray, boxes: list, size: int) -> np.ndarray:
     return out
 
 
-def evaluate_on_source(run, src, split: str = 'valid') -> dict:
-    "Fused metrics (percent) of a run trained on a cropped copy of `src`, its maps put back on `src`'s grid."
+def evaluate_on_source(run, src, split: str = 'valid', frame=None) -> dict:
+    """Fused metrics (percent) of a run trained on a cropped copy of `src`, its maps put back on `src`'s grid.
+    `frame`: a `Scorer` of the same run calibrated on `src` itself (`frame_scorer`); its lookup part, the image's grey
+    level against similar normal frames, then replaces the cropped lookup part (the learned parts stay the crop's)."""
+    from mtlmad.calibration import LOOKUP
     from mtlmad.checkpoint import run_data
     from mtlmad.jobs import load_run_split, open_scorer
     from mtlmad.metrics import as_percent, image_metrics, pixel_metrics
+    from mtlmad.score import fuse_maps, fuse_scores
     sc = open_scorer(run, 'cpu')
     dst, src = Path(run_data(run)), Path(src)
     crops, full = load_run_split(run, sc.cfg, dst, split), load_run_split(run, sc.cfg, src, split)
@@ -149,9 +157,90 @@ def evaluate_on_source(run, src, split: str = 'valid') -> dict:
     for p in full.paths:
         n = Image.open(p).size[1]
         boxes.append(tuple(int(round(v * size / n)) for v in every[Path(p)]))
-    m = image_metrics(full.labels, res.scores)
-    m.update(pixel_metrics(full.masks, uncrop(res.maps, boxes, size)))
+    if frame is None:
+        m = image_metrics(full.labels, res.scores)
+        m.update(pixel_metrics(full.masks, uncrop(res.maps, boxes, size)))
+        return {'fused': as_percent(m)}
+    if LOOKUP not in sc.fusion_tasks: raise SystemExit(f'{run}: its scoring has no lookup part to take from the frame')
+    whole = frame.score(full.images, tasks=[LOOKUP])   # the lookup part needs no model: its grey level against similar frames
+    maps = {t: uncrop(res.task_maps[t], boxes, size) for t in sc.fusion_tasks if t != LOOKUP}
+    scores = {t: res.task_scores[t] for t in maps}
+    maps[LOOKUP], scores[LOOKUP] = whole.task_maps[LOOKUP], whole.task_scores[LOOKUP]
+    norms = dict(sc.norms, **{LOOKUP: frame.norms[LOOKUP]})
+    tasks = list(sc.fusion_tasks)
+    m = image_metrics(full.labels, fuse_scores(scores, norms, sc.fusion, tasks, maps, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map))
+    m.update(pixel_metrics(full.masks, fuse_maps(maps, norms, tasks, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)))
     return {'fused': as_percent(m)}
+
+def wrapped_scorer(run, src):
+    """The run (trained on a cropped copy of `src`) wrapped to score `src`'s whole frames: each frame is replaced by its
+    crop before the model, the model's error maps (and the feature part's) are put back into the frame's box, and the
+    rest (per-location calibration against similar frames, the lookup part, fusion) runs on the frame, calibrated on
+    `src` as `mtlmad` calibrates a run. Frames are matched to their crops by content: only `src`'s own images can be scored."""
+    import hashlib
+    import torch
+    import mtlmad.score as score
+    from mtlmad.calibration import LOOKUP
+    from mtlmad.checkpoint import run_data
+    from mtlmad.data.loading import eval_set, open_data, samples_source
+    from mtlmad.jobs import _run_scoring, calibration_split, load_run, reference_subset
+    from mtlmad.tasks.base import top_fraction_mean
+    dst, src = Path(run_data(run)), Path(src)
+    r, how = load_run(run, device='cpu'), json.loads((dst / 'crop.json').read_text())
+    every, table = crop_boxes(src, how['margin'], how['per']), {}
+    key = lambda x: hashlib.md5(x.contiguous().numpy().tobytes()).hexdigest()
+    for split in ('train', 'valid', 'test'):
+        ss, sd = (open_data(d, splits=(), optional=(split,)) for d in (src, dst))
+        if ss.splits.get(split) is None: continue
+        own = {str(Path(x.path).relative_to(dst)): x for x in sd.samples(split)}
+        ss = ss.samples(split)
+        if sorted(own) != sorted(str(Path(x.path).relative_to(src)) for x in ss):
+            raise SystemExit(f'{run}: its data {dst} is not a cropped copy of {src} (their {split} files differ)')
+        frames, crops = (eval_set(x, r.cfg.image_size, r.cfg.channels, r.cfg.intensity).images
+                         for x in (ss, [own[str(Path(x.path).relative_to(src))] for x in ss]))
+        for x, f, c in zip(ss, frames, crops):
+            n, size = Image.open(x.path).size[1], f.shape[-1]
+            table[key(f)] = (c, tuple(int(round(v * size / n)) for v in every[Path(x.path)]))
+    def crop_of(images):
+        try: return [table[key(x)] for x in images.cpu()]
+        except KeyError: raise ValueError(f'an image that is none of {src}\'s frames: the wrapped run scores only those') from None
+
+    class Wrapped(score.Scorer):
+        def errors(self, images, batch_size=16, progress=False, desc='scoring'):
+            got = crop_of(images)
+            maps, scores, gates = score.Scorer.errors(self, torch.stack([g[0] for g in got]), batch_size, progress, desc)
+            for t in maps:
+                if t == LOOKUP:   # the frame's own grey level, as the package's lookup part
+                    grey = images.cpu().float().mean(1); maps[t], scores[t] = grey.numpy(), top_fraction_mean(grey).numpy()
+                else: maps[t] = uncrop(maps[t], [g[1] for g in got], images.shape[-1])
+            return maps, scores, gates
+
+    fit = score.fit_density   # the feature part is fitted on the crops the model sees
+    score.fit_density = lambda model, tasks, images, *a, **k: fit(model, tasks, torch.stack([g[0] for g in crop_of(images)]), *a, **k)
+    try:
+        train, normals, _ = calibration_split(src, r.cfg)
+        sc = Wrapped(r.model, r.tasks, scoring=_run_scoring(r, None), device='cpu')
+        ts = samples_source(train, r.cfg)
+        sc.calibrate(normals, ts.batch(reference_subset(torch.arange(len(ts)))).cpu())
+    finally: score.fit_density = fit
+    sc.cfg = r.cfg
+    return sc
+
+def evaluate_wrapped(run, src, split: str = 'valid', sc=None) -> dict:
+    "Fused metrics (percent) of `wrapped_scorer(run, src)` on `src`'s split, as `mtlmad evaluate` measures a run."
+    from mtlmad.jobs import load_run_split
+    from mtlmad.metrics import as_percent, image_metrics, pixel_metrics
+    sc = sc or wrapped_scorer(run, src)
+    es = load_run_split(run, sc.cfg, src, split)
+    res = sc.score(es.images)
+    m = image_metrics(es.labels, res.scores)
+    m.update(pixel_metrics(es.masks, res.maps))
+    return {'fused': as_percent(m)}
+
+def frame_scorer(run, src):
+    "The run calibrated on `src`'s own frames (for the lookup part: `evaluate_on_source(frame=...)`)."
+    from mtlmad.jobs import calibrate_run
+    return calibrate_run(run, data=src, device='cpu', progress=False)
 
 
 def main(argv=None):
@@ -159,14 +248,21 @@ def main(argv=None):
     ap.add_argument('src'); ap.add_argument('dst', nargs='?'); ap.add_argument('--margin', type=float, default=0.04)
     ap.add_argument('--per', default='image', choices=('image', 'patient'), help='one square per image, or per patient (LGG folds)')
     ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
+    ap.add_argument('--frame-lookup', action='store_true', help="with --evaluate: the lookup part from SRC's whole frames, the learned parts from the crops")
+    ap.add_argument('--wrap', action='store_true', help='with --evaluate: the run wrapped to score whole frames (crop, model, maps back), calibrated on SRC')
     ap.add_argument('--name', default=None, help="the log row's name (default: the run's own, with _uncrop)")
     ap.add_argument('--log', default=None, help='append the row to this ablation log')
     a = ap.parse_args(argv)
     if a.evaluate:
         from mtlmad.checkpoint import read_run_record
-        out = {s: evaluate_on_source(a.evaluate, a.src, s) for s in ('valid', 'test')}
+        if a.wrap:
+            sc = wrapped_scorer(a.evaluate, a.src)
+            out = {s: evaluate_wrapped(a.evaluate, a.src, s, sc) for s in ('valid', 'test')}
+        else:
+            frame = frame_scorer(a.evaluate, a.src) if a.frame_lookup else None
+            out = {s: evaluate_on_source(a.evaluate, a.src, s, frame) for s in ('valid', 'test')}
         rec = read_run_record(a.evaluate).get('ablation', {'name': Path(a.evaluate).name, 'seed': None})
-        row = dict(rec, name=f"{a.name or rec['name'] + '_uncrop'}/local", data=str(a.src), **out)
+        row = dict(rec, name=f"{a.name or rec['name'] + ('_wrap' if a.wrap else '_framelookup' if a.frame_lookup else '_uncrop')}/local", data=str(a.src), **out)
         print(f"[{row['name']} seed {row['seed']}] " + '  '.join(
             f"{s.upper()} " + ' / '.join(f"{out[s]['fused'][k]:.1f}" for k in ('image_auroc', 'pixel_auroc', 'aupro')) for s in out))
         if a.log:

@@ -334,6 +334,52 @@ def test_proto_crop_measures_a_cropped_run_on_the_source_grid(ablated, tmp_path,
     with pytest.raises(SystemExit, match='not a cropped copy'): proto_crop.evaluate_on_source(tmp_path / 'runs/tinyc_s0', other)
 
 
+def test_proto_crop_frame_lookup_and_wrap_score_the_whole_frame(ablated, tmp_path, one_thread):
+    "--frame-lookup takes the lookup part from the source frames (the learned parts from the crops); --wrap scores whole frames through the crops."
+    import types
+    import numpy as np
+    from PIL import Image
+    import ablate, proto_crop
+    from mtlmad.calibration import LOOKUP
+    from mtlmad.checkpoint import run_data
+    from mtlmad.jobs import load_run_split, open_scorer
+    from mtlmad.score import TaskNorm
+    src = run_data(ablated[0])
+    proto_crop.crop_folder(src, tmp_path / 'crop')
+    log, tiny = tmp_path / 'log.jsonl', ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
+    ablate.main(['--name', 'tinyf', '--data', str(tmp_path / 'crop'), '--seeds', '0', '--runs', str(tmp_path / 'runs'), '--log', str(log), *tiny])
+    run = tmp_path / 'runs/tinyf_s0'
+    row = proto_crop.main([str(src), '--evaluate', str(run), '--frame-lookup', '--log', str(log)])
+    assert row['name'] == 'tinyf_framelookup/local' and len(log.read_text().splitlines()) == 2
+    for split in ('valid', 'test'):
+        assert all(0 <= row[split]['fused'][k] <= 100 for k in ('image_auroc', 'pixel_auroc', 'aupro'))
+    # a frame scorer whose lookup part knows the answer: the fused image score must follow it, whatever the crops' lookup part says
+    sc = open_scorer(run, 'cpu')
+    full = load_run_split(run, sc.cfg, src, 'test')
+    answer = full.labels.astype(np.float64) * 1e6
+    class Oracle:
+        norms = {LOOKUP: TaskNorm(0.0, 1.0, 0.0, 1.0, [0.0, 1.0])}
+        def score(self, images, tasks=None):
+            assert len(images) == len(full.labels) and tasks == [LOOKUP]
+            return types.SimpleNamespace(task_scores={LOOKUP: answer}, task_maps={LOOKUP: np.zeros(images.shape[:1] + images.shape[-2:], np.float32)})
+    assert proto_crop.evaluate_on_source(run, src, 'test', Oracle())['fused']['image_auroc'] == pytest.approx(100)
+    assert proto_crop.evaluate_on_source(run, src, 'test')['fused']['image_auroc'] == pytest.approx(json.loads(log.read_text().splitlines()[0])['test']['fused']['image_auroc'])
+    # --wrap: the run scores whole frames, each cut to its crop before the model and its maps put back in the box
+    wrapped = proto_crop.wrapped_scorer(run, src)
+    crops = load_run_split(run, sc.cfg, run_data(run), 'test')
+    order = [crops.paths.index(str(Path(run_data(run)) / Path(p).relative_to(src))) for p in full.paths]
+    maps, _, _ = wrapped.errors(full.images)
+    own, _, _ = sc.errors(crops.images[order])
+    every, size = proto_crop.crop_boxes(src), full.images.shape[-1]
+    scale = [size / Image.open(p).size[1] for p in full.paths]   # the boxes, from the files' pixels to the model's grid
+    back = proto_crop.uncrop(own['denoise'], [tuple(int(round(v * k)) for v in every[Path(p)]) for p, k in zip(full.paths, scale)], size)
+    np.testing.assert_allclose(maps['denoise'], back, atol=1e-5)
+    np.testing.assert_allclose(maps[LOOKUP], full.images.mean(1).numpy(), atol=1e-6)   # the lookup part: the frame's own grey level
+    with pytest.raises(ValueError, match='none of'): wrapped.errors(torch.rand(1, *full.images.shape[1:]))
+    row = proto_crop.main([str(src), '--evaluate', str(run), '--wrap', '--log', str(log)])
+    assert row['name'] == 'tinyf_wrap/local' and len(log.read_text().splitlines()) == 3
+
+
 def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
     "Per patient: one square for all of a patient's slices (a noisy slice does not widen it); patients from dataset.json."
     import numpy as np
