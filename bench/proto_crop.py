@@ -135,6 +135,20 @@ def uncrop(maps: np.ndarray, boxes: list, size: int) -> np.ndarray:
     return out
 
 
+def grid_box(box: tuple, path, size: int) -> tuple:
+    "A square found on an image file's pixels (`crop_boxes`), on the model's (size, size) grid."
+    n = Image.open(path).size[1]
+    return tuple(int(round(v * size / n)) for v in box)
+
+
+def crop_paths(run, src, dst, src_paths, dst_paths, split: str) -> dict:
+    "Each of `src`'s files -> its crop among `dst`'s, or a clear error when `dst` is not a cropped copy of `src`."
+    own = {str(Path(p).relative_to(dst)): p for p in dst_paths}
+    if sorted(own) != sorted(str(Path(p).relative_to(src)) for p in src_paths):
+        raise SystemExit(f'{run}: its data {dst} is not a cropped copy of {src} (their {split} files differ)')
+    return {p: own[str(Path(p).relative_to(src))] for p in src_paths}
+
+
 def evaluate_on_source(run, src, split: str = 'valid', frame=None) -> dict:
     """Fused metrics (percent) of a run trained on a cropped copy of `src`, its maps put back on `src`'s grid.
     `frame`: a `Scorer` of the same run calibrated on `src` itself (`frame_scorer`); its lookup part, the image's grey
@@ -147,16 +161,11 @@ def evaluate_on_source(run, src, split: str = 'valid', frame=None) -> dict:
     sc = open_scorer(run, 'cpu')
     dst, src = Path(run_data(run)), Path(src)
     crops, full = load_run_split(run, sc.cfg, dst, split), load_run_split(run, sc.cfg, src, split)
-    rel = lambda p, root: str(Path(p).relative_to(root))
-    order = {rel(p, dst): i for i, p in enumerate(crops.paths)}
-    if sorted(order) != sorted(rel(p, src) for p in full.paths):
-        raise SystemExit(f'{run}: its data {dst} is not a cropped copy of {src} (their {split} files differ)')
-    res = sc.score(crops.images[[order[rel(p, src)] for p in full.paths]])
+    pair, index = crop_paths(run, src, dst, full.paths, crops.paths, split), {p: i for i, p in enumerate(crops.paths)}
+    res = sc.score(crops.images[[index[pair[p]] for p in full.paths]])
     how = json.loads((dst / 'crop.json').read_text())   # the rule the copy was cut by
-    every, size, boxes = crop_boxes(src, how['margin'], how['per']), full.images.shape[-1], []
-    for p in full.paths:
-        n = Image.open(p).size[1]
-        boxes.append(tuple(int(round(v * size / n)) for v in every[Path(p)]))
+    every, size = crop_boxes(src, how['margin'], how['per']), full.images.shape[-1]
+    boxes = [grid_box(every[Path(p)], p, size) for p in full.paths]
     if frame is None:
         m = image_metrics(full.labels, res.scores)
         m.update(pixel_metrics(full.masks, uncrop(res.maps, boxes, size)))
@@ -192,15 +201,10 @@ def wrapped_scorer(run, src):
     for split in ('train', 'valid', 'test'):
         ss, sd = (open_data(d, splits=(), optional=(split,)) for d in (src, dst))
         if ss.splits.get(split) is None: continue
-        own = {str(Path(x.path).relative_to(dst)): x for x in sd.samples(split)}
-        ss = ss.samples(split)
-        if sorted(own) != sorted(str(Path(x.path).relative_to(src)) for x in ss):
-            raise SystemExit(f'{run}: its data {dst} is not a cropped copy of {src} (their {split} files differ)')
-        frames, crops = (eval_set(x, r.cfg.image_size, r.cfg.channels, r.cfg.intensity).images
-                         for x in (ss, [own[str(Path(x.path).relative_to(src))] for x in ss]))
-        for x, f, c in zip(ss, frames, crops):
-            n, size = Image.open(x.path).size[1], f.shape[-1]
-            table[key(f)] = (c, tuple(int(round(v * size / n)) for v in every[Path(x.path)]))
+        ss, sd = ss.samples(split), {x.path: x for x in sd.samples(split)}
+        pair = crop_paths(run, src, dst, [x.path for x in ss], sd, split)
+        frames, crops = (eval_set(x, r.cfg.image_size, r.cfg.channels, r.cfg.intensity).images for x in (ss, [sd[pair[x.path]] for x in ss]))
+        for x, f, c in zip(ss, frames, crops): table[key(f)] = (c, grid_box(every[Path(x.path)], x.path, f.shape[-1]))
     def crop_of(images):
         try: return [table[key(x)] for x in images.cpu()]
         except KeyError: raise ValueError(f'an image that is none of {src}\'s frames: the wrapped run scores only those') from None

@@ -314,43 +314,51 @@ def test_proto_crop_puts_maps_back_where_each_crop_came_from():
     assert out[1, 6:].max() == 2 and out[1, :6, 6:].max() == 2 and out[1, 5, 5] == 3   # the box's part off the grid is dropped
 
 
-def test_proto_crop_measures_a_cropped_run_on_the_source_grid(ablated, tmp_path, one_thread):
-    "A run trained on a cropped copy, measured on the source: the same image scores as on its own data, maps on the source's grid."
-    import shutil
+@pytest.fixture(scope='module')
+def cropped(ablated, tmp_path_factory):
+    "A tiny run trained by bench/ablate.py on a cropped copy of the `ablated` data: (source folder, run folder, its log row)."
     import ablate, proto_crop
     from mtlmad.checkpoint import run_data
+    tmp, n = tmp_path_factory.mktemp('cropped'), torch.get_num_threads()
+    torch.set_num_threads(1)
     src = run_data(ablated[0])
-    proto_crop.crop_folder(src, tmp_path / 'crop')
-    log, tiny = tmp_path / 'log.jsonl', ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
-    ablate.main(['--name', 'tinyc', '--data', str(tmp_path / 'crop'), '--seeds', '0', '--runs', str(tmp_path / 'runs'), '--log', str(log), *tiny])
-    own = json.loads(log.read_text())
-    row = proto_crop.main([str(src), '--evaluate', str(tmp_path / 'runs/tinyc_s0'), '--log', str(log)])
-    assert row['name'] == 'tinyc_uncrop/local' and row['data'] == str(src) and len(log.read_text().splitlines()) == 2
+    proto_crop.crop_folder(src, tmp / 'crop')
+    tiny = ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
+    ablate.main(['--name', 'tinyc', '--data', str(tmp / 'crop'), '--seeds', '0', '--runs', str(tmp / 'runs'), '--log', str(tmp / 'log.jsonl'), *tiny])
+    torch.set_num_threads(n)
+    return src, tmp / 'runs/tinyc_s0', json.loads((tmp / 'log.jsonl').read_text())
+
+
+def test_proto_crop_measures_a_cropped_run_on_the_source_grid(cropped, tmp_path, one_thread):
+    "A run trained on a cropped copy, measured on the source: the same image scores as on its own data, maps on the source's grid."
+    import shutil
+    import proto_crop
+    src, run, own = cropped
+    log = tmp_path / 'log.jsonl'
+    row = proto_crop.main([str(src), '--evaluate', str(run), '--log', str(log)])
+    assert row['name'] == 'tinyc_uncrop/local' and row['data'] == str(src) and len(log.read_text().splitlines()) == 1
     for split in ('valid', 'test'):
         assert row[split]['fused']['image_auroc'] == pytest.approx(own[split]['fused']['image_auroc'])
         assert 0 <= row[split]['fused']['aupro'] <= 100 and 0 <= row[split]['fused']['pixel_auroc'] <= 100
     other = shutil.copytree(src, tmp_path / 'other')
     next((other / 'valid').rglob('*.png')).unlink()   # one file fewer: not the folder the run's data was cropped from
-    with pytest.raises(SystemExit, match='not a cropped copy'): proto_crop.evaluate_on_source(tmp_path / 'runs/tinyc_s0', other)
+    with pytest.raises(SystemExit, match='not a cropped copy'): proto_crop.evaluate_on_source(run, other)
+    with pytest.raises(SystemExit, match='not a cropped copy'): proto_crop.wrapped_scorer(run, other)
 
 
-def test_proto_crop_frame_lookup_and_wrap_score_the_whole_frame(ablated, tmp_path, one_thread):
+def test_proto_crop_frame_lookup_and_wrap_score_the_whole_frame(cropped, tmp_path, one_thread):
     "--frame-lookup takes the lookup part from the source frames (the learned parts from the crops); --wrap scores whole frames through the crops."
     import types
     import numpy as np
-    from PIL import Image
-    import ablate, proto_crop
+    import proto_crop
     from mtlmad.calibration import LOOKUP
     from mtlmad.checkpoint import run_data
     from mtlmad.jobs import load_run_split, open_scorer
     from mtlmad.score import TaskNorm
-    src = run_data(ablated[0])
-    proto_crop.crop_folder(src, tmp_path / 'crop')
-    log, tiny = tmp_path / 'log.jsonl', ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
-    ablate.main(['--name', 'tinyf', '--data', str(tmp_path / 'crop'), '--seeds', '0', '--runs', str(tmp_path / 'runs'), '--log', str(log), *tiny])
-    run = tmp_path / 'runs/tinyf_s0'
+    src, run, own = cropped
+    log = tmp_path / 'log.jsonl'
     row = proto_crop.main([str(src), '--evaluate', str(run), '--frame-lookup', '--log', str(log)])
-    assert row['name'] == 'tinyf_framelookup/local' and len(log.read_text().splitlines()) == 2
+    assert row['name'] == 'tinyc_framelookup/local' and len(log.read_text().splitlines()) == 1
     for split in ('valid', 'test'):
         assert all(0 <= row[split]['fused'][k] <= 100 for k in ('image_auroc', 'pixel_auroc', 'aupro'))
     # a frame scorer whose lookup part knows the answer: the fused image score must follow it, whatever the crops' lookup part says
@@ -363,21 +371,20 @@ def test_proto_crop_frame_lookup_and_wrap_score_the_whole_frame(ablated, tmp_pat
             assert len(images) == len(full.labels) and tasks == [LOOKUP]
             return types.SimpleNamespace(task_scores={LOOKUP: answer}, task_maps={LOOKUP: np.zeros(images.shape[:1] + images.shape[-2:], np.float32)})
     assert proto_crop.evaluate_on_source(run, src, 'test', Oracle())['fused']['image_auroc'] == pytest.approx(100)
-    assert proto_crop.evaluate_on_source(run, src, 'test')['fused']['image_auroc'] == pytest.approx(json.loads(log.read_text().splitlines()[0])['test']['fused']['image_auroc'])
+    assert proto_crop.evaluate_on_source(run, src, 'test')['fused']['image_auroc'] == pytest.approx(own['test']['fused']['image_auroc'])
     # --wrap: the run scores whole frames, each cut to its crop before the model and its maps put back in the box
     wrapped = proto_crop.wrapped_scorer(run, src)
     crops = load_run_split(run, sc.cfg, run_data(run), 'test')
     order = [crops.paths.index(str(Path(run_data(run)) / Path(p).relative_to(src))) for p in full.paths]
     maps, _, _ = wrapped.errors(full.images)
-    own, _, _ = sc.errors(crops.images[order])
+    mine, _, _ = sc.errors(crops.images[order])
     every, size = proto_crop.crop_boxes(src), full.images.shape[-1]
-    scale = [size / Image.open(p).size[1] for p in full.paths]   # the boxes, from the files' pixels to the model's grid
-    back = proto_crop.uncrop(own['denoise'], [tuple(int(round(v * k)) for v in every[Path(p)]) for p, k in zip(full.paths, scale)], size)
+    back = proto_crop.uncrop(mine['denoise'], [proto_crop.grid_box(every[Path(p)], p, size) for p in full.paths], size)
     np.testing.assert_allclose(maps['denoise'], back, atol=1e-5)
     np.testing.assert_allclose(maps[LOOKUP], full.images.mean(1).numpy(), atol=1e-6)   # the lookup part: the frame's own grey level
     with pytest.raises(ValueError, match='none of'): wrapped.errors(torch.rand(1, *full.images.shape[1:]))
     row = proto_crop.main([str(src), '--evaluate', str(run), '--wrap', '--log', str(log)])
-    assert row['name'] == 'tinyf_wrap/local' and len(log.read_text().splitlines()) == 3
+    assert row['name'] == 'tinyc_wrap/local' and len(log.read_text().splitlines()) == 2
 
 
 def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
