@@ -1,7 +1,7 @@
 """Prototype: every image fitted to its own tissue, so that a run sees each head at one scale (a copy of a dataset folder).
 
-    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient]
-    python bench/proto_crop.py SRC --evaluate RUN [--name NAME --log LOG]   (a run trained on a cropped copy, measured on SRC's grid)
+    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient] [--grid S]
+    python bench/proto_crop.py SRC --evaluate RUN [--frame-lookup | --wrap | --package] [--name NAME --log LOG]   (a run trained on a cropped copy, measured on SRC's grid)
 
 SRC is a dataset folder in BMAD's Brain layout (what `mtlmad make-data` writes, the LGG builder's patient folds or the
 demo data). DST is a copy of it where each image, and its mask with the same box, is cropped to the square around
@@ -9,7 +9,10 @@ its tissue, `margin` of the square's side added on each side (zero-padded where 
 rule reads one image alone (`--per image`, the default), so any single file could be prepared the same way: no
 patient, no volume. `--per patient` cuts all of a patient's slices by one square around that patient's head (LGG's
 folds, whose dataset.json lists the patients): every head at one scale, each slice keeping its size within its head.
-The copy records its rule in `crop.json`.
+The copy records its rule in `crop.json`. `--grid S` cuts each square from the frame the package makes of the file (fitted
+to a square and resized to S px, as every `mtlmad` entry point passes images), not from the file's own pixels, and
+writes the crop resized back to S px (bilinear): what an option inside the package could do, where only S px frames
+exist.
 
 Why: the LGG patients' heads fill from under half to the whole of the 256 px frame (tissue area at 128 px: 6,800 to
 15,800 pixels, patient medians), the field of view being the scanner's choice. The patients whose heads fill the
@@ -26,7 +29,10 @@ runs on all three measures. With `--log` it appends an ablation-log row for `ben
 `--frame-lookup` (with `--evaluate`): the lookup part, which needs no model (the image's own grey level against its
 most similar normal images), is taken from SRC's whole frames, calibrated on SRC as `mtlmad` calibrates a run; the
 learned parts stay the crop's, put back on the frame; all are fused as the run fuses them. The crop magnifies each
-slice to the grid, so its grey levels lose where in the head the slice lies; the frame keeps that for the lookup."""
+slice to the grid, so its grey levels lose where in the head the slice lies; the frame keeps that for the lookup.
+`--package` (with `--evaluate`, a run on a `--grid` copy): the run scored by the package's own option,
+`MTLConfig(crop='tissue')` (`mtlmad.crop`), which cuts the same crops from the same frames: its config set to crop,
+calibrated on SRC as `train_run` calibrates a run."""
 import argparse, json, shutil
 from pathlib import Path
 
@@ -108,6 +114,50 @@ def crop_boxes(src, margin: float = 0.04, per: str = 'image') -> dict:
     return boxes
 
 
+def grid_frame(path, size: int, mask: bool = False) -> np.ndarray:
+    "An image file (or a mask, > 0.5 after resizing) as the package's (size, size) grey frame in [0, 1] (`mtlmad.data.images`)."
+    from mtlmad.data.images import fit_square, read_image, read_mask, resize_image
+    a = read_mask(path).astype(np.float32) if mask else read_image(path, 1)
+    a = np.clip(resize_image(fit_square(a), size, Image.BILINEAR), 0, 1)
+    return (a > 0.5).astype(np.float32) if mask else a
+
+
+def regrid(a: np.ndarray, size: int, mask: bool = False) -> np.ndarray:
+    "A crop (h, w) resized to (size, size): bilinear (a mask: nearest)."
+    import torch
+    t = torch.as_tensor(a, dtype=torch.float32)[None, None]
+    t = torch.nn.functional.interpolate(t, size=(size, size), mode='nearest' if mask else 'bilinear', **({} if mask else {'align_corners': False}))
+    return t[0, 0].numpy()
+
+
+def crop_grid_folder(src, dst, size: int, margin: float = 0.04) -> int:
+    "Write the copy of `src` whose crops are cut from the package's `size` px frames and resized back to `size` px."
+    src, dst = Path(src), Path(dst)
+    images = [f for f in sorted(src.rglob('*.png')) if f.parent.name != 'label']
+    if not images: raise SystemExit(f'{src}: no PNG images: give a dataset folder in the BMAD Brain layout')
+    for f in images:
+        frame = grid_frame(f, size)
+        box = tissue_square(frame, margin)
+        pairs = [(f, frame, False)]
+        lab = f.parent.parent / 'label' / f.name
+        if f.parent.name == 'img' and lab.exists(): pairs.append((lab, grid_frame(lab, size, mask=True), True))
+        for g, a, is_mask in pairs:
+            out = dst / g.relative_to(src); out.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.round(np.clip(regrid(crop(a, box), size, is_mask), 0, 1) * 255).astype(np.uint8)).save(out)
+    for f in src.glob('*.json'): shutil.copy(f, dst / f.name)
+    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size}))
+    return len(images)
+
+
+def grid_boxes(src, how: dict, paths: list, size: int) -> list:
+    "Each file's square on the model's (size, size) grid, found by the rule a cropped copy records (`crop.json`)."
+    if how.get('grid'):
+        if how['grid'] != size: raise SystemExit(f"the copy was cut from {how['grid']} px frames but the run's grid is {size} px")
+        return [tissue_square(grid_frame(p, size), how['margin']) for p in paths]
+    every = crop_boxes(src, how['margin'], how['per'])
+    return [grid_box(every[Path(p)], p, size) for p in paths]
+
+
 def crop_folder(src, dst, margin: float = 0.04, per: str = 'image') -> int:
     "Write the cropped copy of dataset folder `src` into `dst` (`crop_boxes`); returns the number of images written."
     src, dst = Path(src), Path(dst)
@@ -164,8 +214,8 @@ def evaluate_on_source(run, src, split: str = 'valid', frame=None) -> dict:
     pair, index = crop_paths(run, src, dst, full.paths, crops.paths, split), {p: i for i, p in enumerate(crops.paths)}
     res = sc.score(crops.images[[index[pair[p]] for p in full.paths]])
     how = json.loads((dst / 'crop.json').read_text())   # the rule the copy was cut by
-    every, size = crop_boxes(src, how['margin'], how['per']), full.images.shape[-1]
-    boxes = [grid_box(every[Path(p)], p, size) for p in full.paths]
+    size = full.images.shape[-1]
+    boxes = grid_boxes(src, how, full.paths, size)
     if frame is None:
         m = image_metrics(full.labels, res.scores)
         m.update(pixel_metrics(full.masks, uncrop(res.maps, boxes, size)))
@@ -196,7 +246,7 @@ def wrapped_scorer(run, src):
     from mtlmad.tasks.base import top_fraction_mean
     dst, src = Path(run_data(run)), Path(src)
     r, how = load_run(run, device='cpu'), json.loads((dst / 'crop.json').read_text())
-    every, table = crop_boxes(src, how['margin'], how['per']), {}
+    table = {}
     key = lambda x: hashlib.md5(x.contiguous().numpy().tobytes()).hexdigest()
     for split in ('train', 'valid', 'test'):
         ss, sd = (open_data(d, splits=(), optional=(split,)) for d in (src, dst))
@@ -204,7 +254,8 @@ def wrapped_scorer(run, src):
         ss, sd = ss.samples(split), {x.path: x for x in sd.samples(split)}
         pair = crop_paths(run, src, dst, [x.path for x in ss], sd, split)
         frames, crops = (eval_set(x, r.cfg.image_size, r.cfg.channels, r.cfg.intensity).images for x in (ss, [sd[pair[x.path]] for x in ss]))
-        for x, f, c in zip(ss, frames, crops): table[key(f)] = (c, grid_box(every[Path(x.path)], x.path, f.shape[-1]))
+        boxes = grid_boxes(src, how, [x.path for x in ss], r.cfg.image_size)
+        for f, c, b in zip(frames, crops, boxes): table[key(f)] = (c, b)
     def crop_of(images):
         try: return [table[key(x)] for x in images.cpu()]
         except KeyError: raise ValueError(f'an image that is none of {src}\'s frames: the wrapped run scores only those') from None
@@ -241,6 +292,24 @@ def evaluate_wrapped(run, src, split: str = 'valid', sc=None) -> dict:
     m.update(pixel_metrics(es.masks, res.maps))
     return {'fused': as_percent(m)}
 
+def package_scorer(run, src):
+    """The run (trained on a `--grid` copy of `src`) scored by the package's own crop path (`MTLConfig(crop='tissue')`,
+    `mtlmad.crop`): its config set to crop, calibrated on `src`'s frames as `train_run` calibrates a run. The package cuts
+    the same crops from the same frames (within 8-bit rounding), so this measures the option on the models trained here."""
+    from mtlmad.checkpoint import run_data
+    from mtlmad.crop import MARGIN
+    from mtlmad.data.loading import samples_source
+    from mtlmad.jobs import _run_scoring, calibrated_scorer, calibration_split, load_run
+    how = json.loads((Path(run_data(run)) / 'crop.json').read_text())
+    r = load_run(run, device='cpu')
+    if how.get('grid') != r.cfg.image_size or how['margin'] != MARGIN:
+        raise SystemExit(f"{run}: its data was not cut as the package cuts (--grid {r.cfg.image_size}, margin {MARGIN}): {how}")
+    r.cfg = r.model.cfg = r.cfg.replace(crop='tissue')
+    train, normals, _ = calibration_split(src, r.cfg)
+    sc = calibrated_scorer(r.model, r.tasks, samples_source(train, r.cfg), normals, _run_scoring(r, None), 'cpu')
+    sc.cfg = r.cfg
+    return sc
+
 def frame_scorer(run, src):
     "The run calibrated on `src`'s own frames (for the lookup part: `evaluate_on_source(frame=...)`)."
     from mtlmad.jobs import calibrate_run
@@ -251,29 +320,34 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('src'); ap.add_argument('dst', nargs='?'); ap.add_argument('--margin', type=float, default=0.04)
     ap.add_argument('--per', default='image', choices=('image', 'patient'), help='one square per image, or per patient (LGG folds)')
+    ap.add_argument('--grid', type=int, default=None, metavar='S', help="cut from the package's S px frames, crops resized back to S px")
     ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
     ap.add_argument('--frame-lookup', action='store_true', help="with --evaluate: the lookup part from SRC's whole frames, the learned parts from the crops")
     ap.add_argument('--wrap', action='store_true', help='with --evaluate: the run wrapped to score whole frames (crop, model, maps back), calibrated on SRC')
+    ap.add_argument('--package', action='store_true', help="with --evaluate: a --grid run scored by the package's crop option, calibrated on SRC")
     ap.add_argument('--name', default=None, help="the log row's name (default: the run's own, with _uncrop)")
     ap.add_argument('--log', default=None, help='append the row to this ablation log')
     a = ap.parse_args(argv)
     if a.evaluate:
         from mtlmad.checkpoint import read_run_record
-        if a.wrap:
-            sc = wrapped_scorer(a.evaluate, a.src)
+        if a.wrap or a.package:
+            sc = (package_scorer if a.package else wrapped_scorer)(a.evaluate, a.src)
             out = {s: evaluate_wrapped(a.evaluate, a.src, s, sc) for s in ('valid', 'test')}
         else:
             frame = frame_scorer(a.evaluate, a.src) if a.frame_lookup else None
             out = {s: evaluate_on_source(a.evaluate, a.src, s, frame) for s in ('valid', 'test')}
         rec = read_run_record(a.evaluate).get('ablation', {'name': Path(a.evaluate).name, 'seed': None})
-        row = dict(rec, name=f"{a.name or rec['name'] + ('_wrap' if a.wrap else '_framelookup' if a.frame_lookup else '_uncrop')}/local", data=str(a.src), **out)
+        row = dict(rec, name=f"{a.name or rec['name'] + ('_wrap' if a.wrap else '_pkg' if a.package else '_framelookup' if a.frame_lookup else '_uncrop')}/local", data=str(a.src), **out)
         print(f"[{row['name']} seed {row['seed']}] " + '  '.join(
             f"{s.upper()} " + ' / '.join(f"{out[s]['fused'][k]:.1f}" for k in ('image_auroc', 'pixel_auroc', 'aupro')) for s in out))
         if a.log:
             with open(a.log, 'a') as f: f.write(json.dumps(row) + '\n')
         return row
     if a.dst is None: ap.error('give SRC and DST, or --evaluate RUN SRC')
-    print(f'{crop_folder(a.src, a.dst, a.margin, a.per)} images cropped to their tissue ({a.per}) into {a.dst}')
+    if a.grid:
+        if a.per != 'image': ap.error('--grid cuts one square per image')
+        print(f'{crop_grid_folder(a.src, a.dst, a.grid, a.margin)} images cropped to their tissue on {a.grid} px frames into {a.dst}')
+    else: print(f'{crop_folder(a.src, a.dst, a.margin, a.per)} images cropped to their tissue ({a.per}) into {a.dst}')
 
 
 if __name__ == '__main__':

@@ -41,12 +41,14 @@ def _add_train_options(p):
     p.add_argument('--seed', type=int, help='seeds the weights, the batches and the corruptions')
     p.add_argument('--intensity', choices=['none', 'percentile', 'median'], help="input preparation of every image: 'none' keeps "
                    "the files' scale; 'percentile' or 'median' rescale each image by its own tissue (many scanners or people)")
+    p.add_argument('--crop', choices=['', 'tissue'], help="what the model sees: '' the whole frame; 'tissue' each image cut to the square "
+                   "around its tissue (heads at one scale; the lookup part stays on the frame; see mtlmad.crop)")
     p.add_argument('--device', default='auto', help=DEVICE_HELP)
 
 def _config_from_args(a, base=None):
     "The config from --config (else `base`, else the defaults) with the command-line options applied."
     cfg = MTLConfig.from_json(a.config) if a.config else (base or MTLConfig())
-    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed', 'intensity') if getattr(a, k, None) is not None}
+    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed', 'intensity', 'crop') if getattr(a, k, None) is not None}
     if 'steps' in kw and 'epochs' not in kw: kw['epochs'] = 0   # --steps: a schedule in steps, not passes
     if getattr(a, 'tasks', None): kw['tasks'] = tuple(t.strip() for t in a.tasks.split(',') if t.strip())
     return cfg.replace(**kw) if kw else cfg

@@ -14,8 +14,9 @@ import torch
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'UNFUSED_TASKS', 'INTENSITY', 'PASSES', 'MIN_STEPS', 'MAX_STEPS',
-           'get_device', 'seed_everything', 'Config', 'default_steps', 'MTLConfig', 'LineProgress', 'progress_bar']
+__all__ = ['TASK_CLASSES', 'ALL_TASKS', 'DEFAULT_TASKS', 'UNFUSED_TASKS', 'INTENSITY', 'CROPS', 'PASSES', 'MIN_STEPS',
+           'MAX_STEPS', 'get_device', 'seed_everything', 'Config', 'default_steps', 'MTLConfig', 'LineProgress',
+           'progress_bar']
 
 # %% ../nbs/00_core.ipynb #ae31159f
 def _mps_available() -> bool:
@@ -114,6 +115,7 @@ UNFUSED_TASKS = ('geometry',)   # trained by default, left out of the anomaly sc
 
 # %% ../nbs/00_core.ipynb #40972864
 INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
+CROPS = ('', 'tissue')   # what the model sees: the whole frame, or each image cut to the square around its tissue (`mtlmad.crop`)
 PASSES, MIN_STEPS, MAX_STEPS = 40, 300, 3000   # the default schedule: 40 passes over the training images, kept within 300..3000 steps (bench/ablation.md)
 
 def default_steps(n_images: int, # training images
@@ -127,6 +129,7 @@ class MTLConfig(Config):
     image_size: int = 128        # images are resized to image_size x image_size
     channels: int = 1            # 1 for grey (MRI, CT, OCT, X-ray), 3 for RGB (histopathology)
     intensity: str = 'none'      # input preparation of every image at every door: 'none' (the file's own scale), 'percentile' or 'median'
+    crop: str = ''               # '' : the model sees the whole frame; 'tissue': each image cut to its tissue's square (`mtlmad.crop`)
     width: int = 32              # channels of the shared stem; experts and heads scale from it
     n_experts: int = 4           # experts per MoE block
     n_moe_blocks: int = 2        # MoE blocks after the stem
@@ -158,6 +161,7 @@ class MTLConfig(Config):
         for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) is not None and getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
         if self.intensity not in INTENSITY: raise ValueError(f'intensity must be one of {INTENSITY}, got {self.intensity!r}')
+        if self.crop not in CROPS: raise ValueError(f'crop must be one of {CROPS}, got {self.crop!r}')
         if self.top_k < 0: raise ValueError(f'top_k must be 0 (dense) or a positive number of experts, got {self.top_k}')
 
     def total_steps(self, n_images: int # training images

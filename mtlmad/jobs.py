@@ -129,7 +129,8 @@ def open_scorer(run, # run folder, its model.pt or a shipped run's name ('demo',
                                  f'would not fit; open_scorer changes only {", ".join(FUSION_SETTINGS)}: use `calibrate_run(run, scoring=...)`')
     s = Scorer(r.model, r.tasks, Scorer.norms_from_dict(r.norm), sc, device,
                r.norm.get('_reference'), r.norm.get('_inputs'),   # no input record (older runs): no input check
-               r.norm.get('_features') if sc.features else None)   # no feature part (runs before 0.2.5): none
+               r.norm.get('_features') if sc.features else None,   # no feature part (runs before 0.2.5): none
+               r.norm.get('_frame_reference'))   # a cropped run's lookup part (`MTLConfig.crop`)
     s.cfg, s.run_dir = r.cfg, run_folder(r.path)
     return s
 

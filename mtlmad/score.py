@@ -14,6 +14,7 @@ import torch
 from fastcore.basics import patch
 
 from .core import get_device, progress_bar
+from .crop import tissue_crop, uncrop
 from .data.images import input_record, tissue_stats, unlike_training
 from .ops import check_images, gaussian_blur
 # the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
@@ -212,11 +213,13 @@ class Scorer:
                  reference: Reference | dict | None = None, # per-location reference errors (from `calibrate` or a checkpoint)
                  inputs: dict | None = None, # the normal images' `mtlmad.data.images.input_record` (from `calibrate` or a checkpoint)
                  density: FeatureDensity | dict | None = None, # the feature part (from `calibrate` or a checkpoint); None: none
+                 frame_reference: Reference | dict | None = None, # a cropped run's lookup part: its reference on whole frames (from `calibrate` or a checkpoint)
                 ):
         self.model, self.tasks, self.norms = model, tasks, norms or {}
         self.density = FeatureDensity.from_dict(density)
         self.scoring = scoring if isinstance(scoring, ScoringConfig) else ScoringConfig.from_dict(scoring or {})
         self.reference, self.inputs = Reference.from_dict(reference), inputs or {}
+        self.frame_reference = Reference.from_dict(frame_reference)
         self.device = get_device(device) if device != 'auto' else next(model.parameters()).device
         self.model.to(self.device).eval()
 
@@ -225,10 +228,26 @@ class Scorer:
         "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`), then the lookup part when the scoring asks for it."
         return list(self.tasks) + ([FEATURES] if self.density is not None else []) + ([LOOKUP] if self.scoring.lookup else [])
 
+    @property
+    def crop(self) -> str:
+        "What the model sees (`MTLConfig.crop`): '' the whole frame, 'tissue' each image cut to its tissue's square (`mtlmad.crop`)."
+        return getattr(getattr(self.model, 'cfg', None), 'crop', '')
+
     def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False,
                desc: str = 'scoring', # the progress bar's label
               ) -> tuple[dict, dict, dict]:
-        "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]."
+        "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]; a cropped run's maps put back on the frame."
+        if not self.crop: return self.seen_errors(images, batch_size, progress, desc)
+        crops, boxes = tissue_crop(check_images(images, values=True))
+        maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc)
+        for t in maps:   # the model's parts go back into each frame's square; the lookup part is the frame's own grey level
+            if t != LOOKUP: maps[t] = uncrop(maps[t], boxes, images.shape[-1])
+        if LOOKUP in maps:
+            grey = images.float().mean(1).cpu(); maps[LOOKUP], scores[LOOKUP] = grey.numpy(), top_fraction_mean(grey).numpy()
+        return maps, scores, gates
+
+    def seen_errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False, desc: str = 'scoring') -> tuple[dict, dict, dict]:
+        "`errors` of images exactly as the model is to see them (no crop): maps (N,S,S), scores (N,), gates."
         check_images(images, values=True)
         maps, scores, gates = {t: [] for t in self.parts}, {t: [] for t in self.parts}, {}
         it = _batches(images, batch_size)
@@ -269,12 +288,32 @@ Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The parts 
 @patch
 def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') -> tuple[dict, dict, dict, np.ndarray]:
     "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel)."
+    if self.crop and (self.reference is not None or self.foreground_only): return self._cropped_parts(images, batch_size, progress, desc)
     maps, scores, gates = self.errors(images, batch_size, progress, desc)
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
     maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
                                      s.both_sides)
+    return maps, scores, gates, fg
+
+# %% ../nbs/06_score.ipynb #ecbbf97b
+@patch
+def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') -> tuple[dict, dict, dict, np.ndarray]:
+    "`_parts` of a cropped run: the model's parts calibrated and scored on the crops, then put back on the frame; the lookup part on the frame."
+    s, size = self.scoring, images.shape[-1]
+    crops, boxes = tissue_crop(check_images(images, values=True))
+    maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc)
+    look = LOOKUP in maps
+    if look: del maps[LOOKUP], scores[LOOKUP]   # made on the frame below
+    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts)
+    maps = {t: uncrop(m, boxes, size) for t, m in maps.items()}
+    if look:
+        if self.frame_reference is None: raise ValueError('a cropped run scores its lookup part against normal frames, and this scorer holds none: calibrate it again')
+        lm, ls, _ = calibrated_errors({LOOKUP: images.float().mean(1).cpu().numpy()}, images, self.frame_reference, s.k, s.score_sigma,
+                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides)
+        maps[LOOKUP], scores[LOOKUP] = lm[LOOKUP], ls[LOOKUP]
+    fg = foreground_masks(images, s.erode) if s.foreground_only else np.ones((len(images), size, size), bool)
     return maps, scores, gates, fg
 
 # %% ../nbs/06_score.ipynb #e7c8150c
@@ -294,16 +333,22 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
     if self.scoring.lookup and reference_images is None:   # the lookup part is a per-location z: no reference, no such part
         self.scoring = self.scoring.replace(lookup='')
-    self.reference, self.density = None, None
+    self.reference, self.density, self.frame_reference = None, None, None
+    seen = (lambda x: tissue_crop(x)[0]) if self.crop else (lambda x: x)   # the images as the model sees them: a cropped run's crops
     if reference_images is not None and len(reference_images) < self.k:
         raise ValueError(f'the per-location reference needs at least k={self.k} normal images, got {len(reference_images)}')
     if self.scoring.features and hasattr(self.model, 'last_features'):   # a model that keeps its head features (`MTLModel`)
-        self.density = fit_density(self.model, self.tasks, normal_images if reference_images is None else reference_images, batch_size,
+        self.density = fit_density(self.model, self.tasks, seen(normal_images if reference_images is None else reference_images), batch_size,
                                    self.scoring.feature_bank, progress=progress)
     if reference_images is not None:
-        maps, _, _ = self.errors(reference_images, batch_size, progress, 'calibrating: each location')
-        fg = foreground_masks(reference_images, self.erode)
-        self.reference = make_reference(maps, image_thumbs(reference_images), fg, floor=self.floor, k=self.k,
+        ref = seen(reference_images)
+        maps, _, _ = self.seen_errors(ref, batch_size, progress, 'calibrating: each location')
+        if self.crop and LOOKUP in maps:   # a cropped run's lookup part: the frame's grey level against similar normal frames
+            maps.pop(LOOKUP)
+            self.frame_reference = make_reference({LOOKUP: reference_images.float().mean(1).cpu().numpy()}, image_thumbs(reference_images),
+                                                  foreground_masks(reference_images, self.erode), floor=self.floor, k=self.k,
+                                                  part_floors=self.scoring.part_floors)
+        self.reference = make_reference(maps, image_thumbs(ref), foreground_masks(ref, self.erode), floor=self.floor, k=self.k,
                                         part_floors=self.scoring.part_floors)
     maps, scores, _, fg = self._parts(normal_images, batch_size, progress, 'calibrating: each part')
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
@@ -344,6 +389,7 @@ def norms_dict(self: Scorer) -> dict:
     "The calibration as plain values and tensors, for a checkpoint."
     d = {t: vars(n).copy() for t, n in self.norms.items()}
     if self.reference is not None: d['_reference'] = self.reference.to_dict()
+    if self.frame_reference is not None: d['_frame_reference'] = self.frame_reference.to_dict()   # a cropped run's lookup part
     d['_scoring'] = self.scoring.to_dict()   # the whole scoring: the norms fit scores made this way
     if self.inputs: d['_inputs'] = dict(self.inputs)   # the normal images' tissue grey levels (`check_inputs`)
     if self.density is not None: d['_features'] = self.density.to_dict()   # the feature part's Gaussian

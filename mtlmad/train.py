@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from .core import MTLConfig, get_device, progress_bar, seed_everything
 from .checkpoint import checkpoint_path, config_diff, read_checkpoint, save_checkpoint, write_run_files
+from .crop import cropped_source, tissue_crop
 from .data.loading import FIT_SUBSET, TrainSource, load_images, train_source
 from .distributed import dist_info, shard_rows
 from .moe import MTLModel
@@ -199,7 +200,7 @@ def init_training(cfg: MTLConfig, # model, tasks and schedule
     rank, world, _ = dist_info()
     dev = get_device(device)
     if world > 1 and dev.type == 'cuda': dev = torch.device('cuda', torch.cuda.current_device())
-    src = train_source(images_or_samples, cfg, stream)
+    src = cropped_source(train_source(images_or_samples, cfg, stream), cfg.crop)   # a cropped run (`MTLConfig.crop`) trains on its crops
     tasks = _fitted_tasks(cfg, src, make_tasks(cfg, tasks), ckpt)
     model = MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -348,6 +349,7 @@ def fit(cfg: MTLConfig, # model, tasks and schedule
     out_dir = Path(out_dir) if out_dir is not None else None
     if resume and out_dir is None: raise ValueError('resume=True needs out_dir, the run folder to continue')
     vimg = load_images(valid, cfg) if valid is not None else None
+    if vimg is not None and cfg.crop: vimg = tissue_crop(vimg)[0]   # validated on what the model sees
     st = init_training(cfg, images_or_samples, device, tasks, clip, stream, resume_from=out_dir if resume else None)
     if vimg is not None: vimg = vimg.to(st.device)
     save = lambda: save_checkpoint(checkpoint_path(out_dir), st.model, st.tasks, cfg,

@@ -387,6 +387,28 @@ def test_proto_crop_frame_lookup_and_wrap_score_the_whole_frame(cropped, tmp_pat
     assert row['name'] == 'tinyc_wrap/local' and len(log.read_text().splitlines()) == 2
 
 
+def test_proto_crop_grid_copy_is_what_the_package_crops(ablated, cropped, tmp_path, one_thread):
+    "--grid S cuts what `MTLConfig(crop='tissue')` cuts (within 8-bit rounding); --package scores a run on such a copy by the package's crop path."
+    import ablate, proto_crop
+    from mtlmad.checkpoint import run_data
+    from mtlmad.crop import tissue_crop
+    from mtlmad.data.loading import load_split
+    src, dst = run_data(ablated[0]), tmp_path / 'grid'
+    proto_crop.crop_grid_folder(src, dst, 32)
+    for split in ('train', 'valid', 'test'):
+        frames, copies = load_split(src, split, 32), load_split(dst, split, 32)
+        assert [str(Path(p).relative_to(src)) for p in frames.paths] == [str(Path(p).relative_to(dst)) for p in copies.paths]
+        assert (tissue_crop(frames.images)[0] - copies.images).abs().max() <= 0.5 / 255 + 1e-6
+        assert (frames.masks.sum() > 0) == (copies.masks.sum() > 0)
+    tiny = ['--set', 'image_size=32', '--set', 'width=8', '--set', 'n_experts=2', '--set', 'steps=3']
+    ablate.main(['--name', 'tinyg', '--data', str(dst), '--seeds', '0', '--runs', str(tmp_path / 'runs'), '--log', str(tmp_path / 'own.jsonl'), *tiny])
+    sc = proto_crop.package_scorer(tmp_path / 'runs/tinyg_s0', src)
+    assert sc.crop == 'tissue' and sc.frame_reference is not None
+    row = proto_crop.main([str(src), '--evaluate', str(tmp_path / 'runs/tinyg_s0'), '--package', '--log', str(tmp_path / 'log.jsonl')])
+    assert row['name'] == 'tinyg_pkg/local' and all(0 <= row[s]['fused'][k] <= 100 for s in ('valid', 'test') for k in ('image_auroc', 'aupro'))
+    with pytest.raises(SystemExit, match='not cut as the package cuts'): proto_crop.package_scorer(cropped[1], cropped[0])
+
+
 def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
     "Per patient: one square for all of a patient's slices (a noisy slice does not widen it); patients from dataset.json."
     import numpy as np
