@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from mtlmad.checkpoint import load_run, read_checkpoint, run_data
 from mtlmad.core import INTENSITY, MTLConfig, get_device
 from mtlmad.data.brain import make_demo_data
+from mtlmad.crop import tissue_crop
 from mtlmad.data.loading import load_images
 from mtlmad.jobs import calibration_split, reference_subset, train_run
 from mtlmad.ops import gaussian_blur
@@ -251,6 +252,7 @@ def main(argv=None):
         for run, data in zip(runs, datas):
             r = load_run(run, device=dev)
             train_x, held_x, held_from = held_out_images(data, r.cfg, a.max_images)
+            if r.cfg.crop: train_x, held_x = tissue_crop(train_x)[0], tissue_crop(held_x)[0]   # a cropped run: the images its model sees
             history = read_checkpoint(run).get('history') or {}
             per_seed.append(measure(r.model, r.tasks, r.cfg, history, train_x, held_x.repeat(max(1, a.repeats), 1, 1, 1), dev, r.cfg.seed + 1))
             seeds.append(r.cfg.seed)
