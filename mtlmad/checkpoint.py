@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_checkpoint.ipynb #f017f5bd
 from __future__ import annotations
-import json, os, pickle, zipfile, zlib
+import json, os, pickle, struct, zipfile, zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,7 +154,8 @@ def read_checkpoint(path: str | Path # a run folder, its model.pt or a shipped r
     path = checkpoint_path(resolve_run(path))
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such checkpoint')
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile,
+            KeyError, IndexError, TypeError, struct.error) as e:   # a flipped byte in the pickle: any of the unpickler's own errors
         msg = str(e)
         if 'weights only load failed' in msg.lower() and 'GLOBAL' in msg:   # a class or function: code would run
             why = next(l.strip() for l in msg.splitlines() if 'GLOBAL' in l)[:200]
