@@ -442,3 +442,17 @@ def test_by_patient_ranks_each_patients_normals_and_orders_within_it(ablated, ca
     out = capsys.readouterr().out
     assert f"AUROC {ablated[2]['valid']['fused']['image_auroc']:.1f}" in out   # the whole split: the figure the log holds
     assert sum(n0 + n1 for n0, n1, *_ in tables[0].values()) == 4
+
+
+def test_per_patient_table_separates_within_patient_from_across_patients():
+    import numpy as np
+    import per_patient
+    patients = np.array(['P1'] * 4 + ['P2'] * 4)
+    labels = np.array([0, 0, 1, 1] * 2)
+    # P1's tumours above its own normals but below P2's normals: within 100, tumours-vs-rest 0
+    z = np.array([0.0, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8])
+    table = per_patient.patient_table(patients, labels, {'A': z})
+    rows = {r.split(' | ')[0].strip('| '): r for r in table.splitlines()[2:]}
+    assert rows['P1'].endswith('| 4 (2) | 100 / 0 / 100 |')
+    assert rows['P2'].endswith('| 4 (2) | 100 / 100 / 0 |')
+    assert math.isnan(per_patient.auroc(np.array([]), np.array([1.0])))
