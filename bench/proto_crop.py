@@ -1,6 +1,6 @@
 """Prototype: every image fitted to its own tissue, so that a run sees each head at one scale (a copy of a dataset folder).
 
-    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient] [--grid S]
+    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient] [--grid S [--fixed F]]
     python bench/proto_crop.py SRC --evaluate RUN [--frame-lookup | --wrap | --package] [--name NAME --log LOG]   (a run trained on a cropped copy, measured on SRC's grid)
 
 SRC is a dataset folder in BMAD's Brain layout (what `mtlmad make-data` writes, the LGG builder's patient folds or the
@@ -12,7 +12,8 @@ folds, whose dataset.json lists the patients): every head at one scale, each sli
 The copy records its rule in `crop.json`. `--grid S` cuts each square from the frame the package makes of the file (fitted
 to a square and resized to S px, as every `mtlmad` entry point passes images), not from the file's own pixels, and
 writes the crop resized back to S px (bilinear): what an option inside the package could do, where only S px frames
-exist.
+exist. `--fixed F` (with `--grid`): every square is F of the frame's side, centred on the tissue, whatever the tissue's
+size; `--fixed 1` moves each head to the middle of the frame and keeps its scale (a shift, no magnification).
 
 Why: the LGG patients' heads fill from under half to the whole of the 256 px frame (tissue area at 128 px: 6,800 to
 15,800 pixels, patient medians), the field of view being the scanner's choice. The patients whose heads fill the
@@ -54,13 +55,15 @@ def tissue(grey: np.ndarray, level: float = 0.1) -> np.ndarray:
     return np.isin(lab, 1 + np.flatnonzero(sizes >= SPECK * sizes.max()))
 
 
-def tissue_square(grey: np.ndarray, margin: float = 0.04, smallest: int = 16) -> tuple:
-    "The square (y0, y1, x0, x1) centred on the tissue's bounding box, its side the box's longer side plus `margin` each way."
+def tissue_square(grey: np.ndarray, margin: float = 0.04, smallest: int = 16, fixed: float | None = None) -> tuple:
+    """The square (y0, y1, x0, x1) centred on the tissue's bounding box, its side the box's longer side plus `margin` each way.
+    `fixed`: the side is instead this fraction of the image's own side, whatever the tissue's size (the tissue moved to
+    the middle, its scale kept: `fixed=1` on a model's frame is a shift, no magnification)."""
     m = tissue(grey)
     ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
     if not len(ys): return 0, grey.shape[0], 0, grey.shape[1]
     cy, cx = (ys[0] + ys[-1] + 1) / 2, (xs[0] + xs[-1] + 1) / 2
-    side = max(ys[-1] + 1 - ys[0], xs[-1] + 1 - xs[0], smallest) * (1 + 2 * margin)
+    side = fixed * grey.shape[0] if fixed else max(ys[-1] + 1 - ys[0], xs[-1] + 1 - xs[0], smallest) * (1 + 2 * margin)
     return tuple(int(round(v)) for v in (cy - side / 2, cy + side / 2, cx - side / 2, cx + side / 2))
 
 
@@ -130,14 +133,14 @@ def regrid(a: np.ndarray, size: int, mask: bool = False) -> np.ndarray:
     return t[0, 0].numpy()
 
 
-def crop_grid_folder(src, dst, size: int, margin: float = 0.04) -> int:
-    "Write the copy of `src` whose crops are cut from the package's `size` px frames and resized back to `size` px."
+def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | None = None) -> int:
+    "Write the copy of `src` whose crops are cut from the package's `size` px frames and resized back to `size` px (`fixed`: as `tissue_square`)."
     src, dst = Path(src), Path(dst)
     images = [f for f in sorted(src.rglob('*.png')) if f.parent.name != 'label']
     if not images: raise SystemExit(f'{src}: no PNG images: give a dataset folder in the BMAD Brain layout')
     for f in images:
         frame = grid_frame(f, size)
-        box = tissue_square(frame, margin)
+        box = tissue_square(frame, margin, fixed=fixed)
         pairs = [(f, frame, False)]
         lab = f.parent.parent / 'label' / f.name
         if f.parent.name == 'img' and lab.exists(): pairs.append((lab, grid_frame(lab, size, mask=True), True))
@@ -145,7 +148,7 @@ def crop_grid_folder(src, dst, size: int, margin: float = 0.04) -> int:
             out = dst / g.relative_to(src); out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.round(np.clip(regrid(crop(a, box), size, is_mask), 0, 1) * 255).astype(np.uint8)).save(out)
     for f in src.glob('*.json'): shutil.copy(f, dst / f.name)
-    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size}))
+    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size, **({'fixed': fixed} if fixed else {})}))
     return len(images)
 
 
@@ -153,7 +156,7 @@ def grid_boxes(src, how: dict, paths: list, size: int) -> list:
     "Each file's square on the model's (size, size) grid, found by the rule a cropped copy records (`crop.json`)."
     if how.get('grid'):
         if how['grid'] != size: raise SystemExit(f"the copy was cut from {how['grid']} px frames but the run's grid is {size} px")
-        return [tissue_square(grid_frame(p, size), how['margin']) for p in paths]
+        return [tissue_square(grid_frame(p, size), how['margin'], fixed=how.get('fixed')) for p in paths]
     every = crop_boxes(src, how['margin'], how['per'])
     return [grid_box(every[Path(p)], p, size) for p in paths]
 
@@ -302,7 +305,7 @@ def package_scorer(run, src):
     from mtlmad.jobs import _run_scoring, calibrated_scorer, calibration_split, load_run
     how = json.loads((Path(run_data(run)) / 'crop.json').read_text())
     r = load_run(run, device='cpu')
-    if how.get('grid') != r.cfg.image_size or how['margin'] != MARGIN:
+    if how.get('grid') != r.cfg.image_size or how['margin'] != MARGIN or how.get('fixed'):
         raise SystemExit(f"{run}: its data was not cut as the package cuts (--grid {r.cfg.image_size}, margin {MARGIN}): {how}")
     r.cfg = r.model.cfg = r.cfg.replace(crop='tissue')
     train, normals, _ = calibration_split(src, r.cfg)
@@ -321,6 +324,7 @@ def main(argv=None):
     ap.add_argument('src'); ap.add_argument('dst', nargs='?'); ap.add_argument('--margin', type=float, default=0.04)
     ap.add_argument('--per', default='image', choices=('image', 'patient'), help='one square per image, or per patient (LGG folds)')
     ap.add_argument('--grid', type=int, default=None, metavar='S', help="cut from the package's S px frames, crops resized back to S px")
+    ap.add_argument('--fixed', type=float, default=None, metavar='F', help='with --grid: every square F of the frame, centred on the tissue (1: a shift, no magnification)')
     ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
     ap.add_argument('--frame-lookup', action='store_true', help="with --evaluate: the lookup part from SRC's whole frames, the learned parts from the crops")
     ap.add_argument('--wrap', action='store_true', help='with --evaluate: the run wrapped to score whole frames (crop, model, maps back), calibrated on SRC')
@@ -346,7 +350,8 @@ def main(argv=None):
     if a.dst is None: ap.error('give SRC and DST, or --evaluate RUN SRC')
     if a.grid:
         if a.per != 'image': ap.error('--grid cuts one square per image')
-        print(f'{crop_grid_folder(a.src, a.dst, a.grid, a.margin)} images cropped to their tissue on {a.grid} px frames into {a.dst}')
+        print(f'{crop_grid_folder(a.src, a.dst, a.grid, a.margin, a.fixed)} images cropped to their tissue on {a.grid} px frames into {a.dst}')
+    elif a.fixed: ap.error('--fixed needs --grid')
     else: print(f'{crop_folder(a.src, a.dst, a.margin, a.per)} images cropped to their tissue ({a.per}) into {a.dst}')
 
 

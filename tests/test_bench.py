@@ -409,6 +409,24 @@ def test_proto_crop_grid_copy_is_what_the_package_crops(ablated, cropped, tmp_pa
     with pytest.raises(SystemExit, match='not cut as the package cuts'): proto_crop.package_scorer(cropped[1], cropped[0])
 
 
+def test_proto_crop_fixed_square_moves_the_tissue_to_the_middle_and_keeps_its_scale(tmp_path):
+    "--fixed 1: each square is the whole frame's size, centred on the tissue: a shift (the tissue's pixels unchanged, centred), no magnification."
+    import numpy as np
+    from PIL import Image
+    import proto_crop
+    a = np.zeros((32, 32), np.float32); a[2:12, 4:18] = 0.8   # tissue off centre: rows 2-11, columns 4-17
+    assert proto_crop.tissue_square(a, fixed=1) == (-9, 23, -5, 27)   # centre (7, 11), side 32
+    assert proto_crop.tissue_square(a, margin=0) == (-1, 15, 3, 19)   # the default square: the tissue's own size (at least 16 px)
+    moved = proto_crop.crop(a, proto_crop.tissue_square(a, fixed=1))
+    assert moved.shape == a.shape and moved.sum() == a.sum() and (moved[11:21, 9:23] == 0.8).all()
+    src = tmp_path / 'src'; (src / 'train/good').mkdir(parents=True)
+    Image.fromarray((a * 255).astype(np.uint8)).save(src / 'train/good/x.png')
+    proto_crop.crop_grid_folder(src, tmp_path / 'dst', 32, fixed=1)
+    assert json.loads((tmp_path / 'dst/crop.json').read_text())['fixed'] == 1
+    assert (np.asarray(Image.open(tmp_path / 'dst/train/good/x.png')) == np.round(moved * 255)).all()
+    with pytest.raises(SystemExit): proto_crop.main([str(src), str(tmp_path / 'd2'), '--fixed', '1'])   # --fixed needs --grid
+
+
 def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
     "Per patient: one square for all of a patient's slices (a noisy slice does not widen it); patients from dataset.json."
     import numpy as np
