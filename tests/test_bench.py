@@ -474,3 +474,6 @@ def test_per_patient_table_separates_within_patient_from_across_patients():
     assert rows['P1'].endswith('| 4 (2) | 100 / 0 / 100 |')
     assert rows['P2'].endswith('| 4 (2) | 100 / 100 / 0 |')
     assert math.isnan(per_patient.auroc(np.array([]), np.array([1.0])))
+    parts = per_patient.parts_table(patients, labels, {'x': z, 'only_a': z}, {'x': -z})   # B's part reverses every order
+    rows = parts.splitlines()
+    assert len(rows) == 3 and rows[2].startswith('| x | 75.0 → 25.0 | 100 → 0 | 100 → 0 | 100 → 0 |')
