@@ -1,6 +1,6 @@
 """Prototype: every image fitted to its own tissue, so that a run sees each head at one scale (a copy of a dataset folder).
 
-    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient] [--grid S [--fixed F]]
+    python bench/proto_crop.py SRC DST [--margin 0.04] [--per image|patient] [--grid S [--fixed F | --smallest PX]]
     python bench/proto_crop.py SRC --evaluate RUN [--frame-lookup | --wrap | --package] [--name NAME --log LOG]   (a run trained on a cropped copy, measured on SRC's grid)
 
 SRC is a dataset folder in BMAD's Brain layout (what `mtlmad make-data` writes, the LGG builder's patient folds or the
@@ -12,7 +12,9 @@ folds, whose dataset.json lists the patients): every head at one scale, each sli
 The copy records its rule in `crop.json`. `--grid S` cuts each square from the frame the package makes of the file (fitted
 to a square and resized to S px, as every `mtlmad` entry point passes images), not from the file's own pixels, and
 writes the crop resized back to S px (bilinear): what an option inside the package could do, where only S px frames
-exist. `--fixed F` (with `--grid`): every square is F of the frame's side, centred on the tissue, whatever the tissue's
+exist. `--smallest PX` (with `--grid`): the square's least side (before the margin) is PX instead of the package's
+16, so a small slice (the head's top or bottom) is magnified less; `--package` scores such a copy's run with the
+package's crop at that least side. `--fixed F` (with `--grid`): every square is F of the frame's side, centred on the tissue, whatever the tissue's
 size; `--fixed 1` moves each head to the middle of the frame and keeps its scale (a shift, no magnification).
 
 Why: the LGG patients' heads fill from under half to the whole of the 256 px frame (tissue area at 128 px: 6,800 to
@@ -133,14 +135,14 @@ def regrid(a: np.ndarray, size: int, mask: bool = False) -> np.ndarray:
     return t[0, 0].numpy()
 
 
-def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | None = None) -> int:
-    "Write the copy of `src` whose crops are cut from the package's `size` px frames and resized back to `size` px (`fixed`: as `tissue_square`)."
+def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | None = None, smallest: int = 16) -> int:
+    "Write the copy of `src` whose crops are cut from the package's `size` px frames and resized back to `size` px (`fixed`, `smallest`: as `tissue_square`)."
     src, dst = Path(src), Path(dst)
     images = [f for f in sorted(src.rglob('*.png')) if f.parent.name != 'label']
     if not images: raise SystemExit(f'{src}: no PNG images: give a dataset folder in the BMAD Brain layout')
     for f in images:
         frame = grid_frame(f, size)
-        box = tissue_square(frame, margin, fixed=fixed)
+        box = tissue_square(frame, margin, smallest, fixed)
         pairs = [(f, frame, False)]
         lab = f.parent.parent / 'label' / f.name
         if f.parent.name == 'img' and lab.exists(): pairs.append((lab, grid_frame(lab, size, mask=True), True))
@@ -148,7 +150,7 @@ def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | N
             out = dst / g.relative_to(src); out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.round(np.clip(regrid(crop(a, box), size, is_mask), 0, 1) * 255).astype(np.uint8)).save(out)
     for f in src.glob('*.json'): shutil.copy(f, dst / f.name)
-    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size, **({'fixed': fixed} if fixed else {})}))
+    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size, **({'fixed': fixed} if fixed else {}), **({'smallest': smallest} if smallest != 16 else {})}))
     return len(images)
 
 
@@ -156,7 +158,7 @@ def grid_boxes(src, how: dict, paths: list, size: int) -> list:
     "Each file's square on the model's (size, size) grid, found by the rule a cropped copy records (`crop.json`)."
     if how.get('grid'):
         if how['grid'] != size: raise SystemExit(f"the copy was cut from {how['grid']} px frames but the run's grid is {size} px")
-        return [tissue_square(grid_frame(p, size), how['margin'], fixed=how.get('fixed')) for p in paths]
+        return [tissue_square(grid_frame(p, size), how['margin'], how.get('smallest', 16), how.get('fixed')) for p in paths]
     every = crop_boxes(src, how['margin'], how['per'])
     return [grid_box(every[Path(p)], p, size) for p in paths]
 
@@ -303,8 +305,11 @@ def package_scorer(run, src):
     from mtlmad.crop import MARGIN
     from mtlmad.data.loading import samples_source
     from mtlmad.jobs import _run_scoring, calibrated_scorer, calibration_split, load_run
+    import mtlmad.crop
     how = json.loads((Path(run_data(run)) / 'crop.json').read_text())
     r = load_run(run, device='cpu')
+    # a copy cut with another least side (`--smallest`): the package's crop is run with that least side, for this process
+    mtlmad.crop.SMALLEST = how.get('smallest', 16)
     if how.get('grid') != r.cfg.image_size or how['margin'] != MARGIN or how.get('fixed'):
         raise SystemExit(f"{run}: its data was not cut as the package cuts (--grid {r.cfg.image_size}, margin {MARGIN}): {how}")
     r.cfg = r.model.cfg = r.cfg.replace(crop='tissue')
@@ -325,6 +330,7 @@ def main(argv=None):
     ap.add_argument('--per', default='image', choices=('image', 'patient'), help='one square per image, or per patient (LGG folds)')
     ap.add_argument('--grid', type=int, default=None, metavar='S', help="cut from the package's S px frames, crops resized back to S px")
     ap.add_argument('--fixed', type=float, default=None, metavar='F', help='with --grid: every square F of the frame, centred on the tissue (1: a shift, no magnification)')
+    ap.add_argument('--smallest', type=int, default=16, metavar='PX', help="with --grid: the square's least side before the margin, in pixels (the package's is 16)")
     ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
     ap.add_argument('--frame-lookup', action='store_true', help="with --evaluate: the lookup part from SRC's whole frames, the learned parts from the crops")
     ap.add_argument('--wrap', action='store_true', help='with --evaluate: the run wrapped to score whole frames (crop, model, maps back), calibrated on SRC')
@@ -350,7 +356,7 @@ def main(argv=None):
     if a.dst is None: ap.error('give SRC and DST, or --evaluate RUN SRC')
     if a.grid:
         if a.per != 'image': ap.error('--grid cuts one square per image')
-        print(f'{crop_grid_folder(a.src, a.dst, a.grid, a.margin, a.fixed)} images cropped to their tissue on {a.grid} px frames into {a.dst}')
+        print(f'{crop_grid_folder(a.src, a.dst, a.grid, a.margin, a.fixed, a.smallest)} images cropped to their tissue on {a.grid} px frames into {a.dst}')
     elif a.fixed: ap.error('--fixed needs --grid')
     else: print(f'{crop_folder(a.src, a.dst, a.margin, a.per)} images cropped to their tissue ({a.per}) into {a.dst}')
 

@@ -427,6 +427,26 @@ def test_proto_crop_fixed_square_moves_the_tissue_to_the_middle_and_keeps_its_sc
     with pytest.raises(SystemExit): proto_crop.main([str(src), str(tmp_path / 'd2'), '--fixed', '1'])   # --fixed needs --grid
 
 
+def test_proto_crop_smallest_is_the_packages_crop_at_that_least_side(tmp_path, monkeypatch):
+    "--smallest PX: a small head's square is PX (plus the margin), as the package's crop cuts it with `SMALLEST = PX`."
+    import numpy as np
+    import torch
+    from PIL import Image
+    import mtlmad.crop, proto_crop
+    from mtlmad.data.loading import load_split
+    src = tmp_path / 'src'; (src / 'train/good').mkdir(parents=True)
+    a = np.zeros((32, 32), np.uint8); a[12:20, 10:18] = 200   # an 8 x 8 head
+    Image.fromarray(a).save(src / 'train/good/x.png')
+    assert proto_crop.tissue_square(a / 255, 0, smallest=24) == (4, 28, 2, 26)   # 24 px, centred on (16, 14)
+    proto_crop.crop_grid_folder(src, tmp_path / 'dst', 32, smallest=24)
+    assert json.loads((tmp_path / 'dst/crop.json').read_text())['smallest'] == 24
+    monkeypatch.setattr(mtlmad.crop, 'SMALLEST', 24)
+    frames, copies = load_split(src, 'train', 32), load_split(tmp_path / 'dst', 'train', 32)
+    ours = mtlmad.crop.tissue_crop(frames.images)[0]
+    assert (ours - copies.images).abs().max() <= 0.5 / 255 + 1e-6
+    assert (ours[0, 0] > 0.5).sum() < (mtlmad.crop.crop_to_grid(frames.images, np.array([[12, 20, 10, 18]]))[0, 0] > 0.5).sum()   # less magnified
+
+
 def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
     "Per patient: one square for all of a patient's slices (a noisy slice does not widen it); patients from dataset.json."
     import numpy as np
