@@ -30,6 +30,12 @@ def auroc(neg: np.ndarray, pos: np.ndarray) -> float:
     return 100 * roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos])
 
 
+def within(z: np.ndarray, patients: np.ndarray, labels: np.ndarray, p: str) -> float:
+    "AUROC (percent) of patient `p`'s tumour slices against its own normal slices."
+    m = patients == p
+    return auroc(z[m & (labels == 0)], z[m & (labels == 1)])
+
+
 def patient_table(patients: np.ndarray, labels: np.ndarray, scores: dict) -> str:
     "Markdown: per patient and run, within / tumours-vs-rest / normals-vs-rest image AUROC."
     out = ['| patient | slices (tumour) | ' + ' | '.join(f'{n}: within / tumours-vs-rest / normals-vs-rest' for n in scores) + ' |',
@@ -38,7 +44,7 @@ def patient_table(patients: np.ndarray, labels: np.ndarray, scores: dict) -> str
         m = patients == p
         cells = []
         for z in scores.values():
-            cells.append(' / '.join(f'{v:.0f}' for v in (auroc(z[m & (labels == 0)], z[m & (labels == 1)]),
+            cells.append(' / '.join(f'{v:.0f}' for v in (within(z, patients, labels, p),
                                                          auroc(z[~m & (labels == 0)], z[m & (labels == 1)]),
                                                          auroc(z[m & (labels == 0)], z[~m & (labels == 1)]))))
         out.append(f'| {p} | {m.sum()} ({(m & (labels == 1)).sum()}) | ' + ' | '.join(cells) + ' |')
@@ -51,7 +57,7 @@ def parts_table(patients: np.ndarray, labels: np.ndarray, parts_a: dict, parts_b
     out = ['| part | whole split | ' + ' | '.join(ps) + ' | mean within |', '|---|---|' + '---|' * (len(ps) + 1)]
     for t in [t for t in parts_a if t in parts_b]:
         a, b = np.asarray(parts_a[t]), np.asarray(parts_b[t])
-        w = [[auroc(z[(patients == p) & (labels == 0)], z[(patients == p) & (labels == 1)]) for p in ps] for z in (a, b)]
+        w = [[within(z, patients, labels, p) for p in ps] for z in (a, b)]
         whole = [auroc(z[labels == 0], z[labels == 1]) for z in (a, b)]
         out.append(f'| {t} | {whole[0]:.1f} → {whole[1]:.1f} | ' + ' | '.join(f'{x:.0f} → {y:.0f}' for x, y in zip(*w))
                    + f' | {np.nanmean(w[0]):.0f} → {np.nanmean(w[1]):.0f} |')

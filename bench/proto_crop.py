@@ -44,6 +44,7 @@ from PIL import Image
 from scipy import ndimage
 
 SPECK = 0.02   # components smaller than this fraction of the largest are not tissue
+SMALLEST = 16  # the square's least side in pixels, before the margin (the package's `mtlmad.crop.SMALLEST`)
 
 
 def tissue(grey: np.ndarray, level: float = 0.1) -> np.ndarray:
@@ -57,7 +58,7 @@ def tissue(grey: np.ndarray, level: float = 0.1) -> np.ndarray:
     return np.isin(lab, 1 + np.flatnonzero(sizes >= SPECK * sizes.max()))
 
 
-def tissue_square(grey: np.ndarray, margin: float = 0.04, smallest: int = 16, fixed: float | None = None) -> tuple:
+def tissue_square(grey: np.ndarray, margin: float = 0.04, smallest: int = SMALLEST, fixed: float | None = None) -> tuple:
     """The square (y0, y1, x0, x1) centred on the tissue's bounding box, its side the box's longer side plus `margin` each way.
     `fixed`: the side is instead this fraction of the image's own side, whatever the tissue's size (the tissue moved to
     the middle, its scale kept: `fixed=1` on a model's frame is a shift, no magnification)."""
@@ -135,7 +136,7 @@ def regrid(a: np.ndarray, size: int, mask: bool = False) -> np.ndarray:
     return t[0, 0].numpy()
 
 
-def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | None = None, smallest: int = 16) -> int:
+def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | None = None, smallest: int = SMALLEST) -> int:
     "Write the copy of `src` whose crops are cut from the package's `size` px frames and resized back to `size` px (`fixed`, `smallest`: as `tissue_square`)."
     src, dst = Path(src), Path(dst)
     images = [f for f in sorted(src.rglob('*.png')) if f.parent.name != 'label']
@@ -150,7 +151,7 @@ def crop_grid_folder(src, dst, size: int, margin: float = 0.04, fixed: float | N
             out = dst / g.relative_to(src); out.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.round(np.clip(regrid(crop(a, box), size, is_mask), 0, 1) * 255).astype(np.uint8)).save(out)
     for f in src.glob('*.json'): shutil.copy(f, dst / f.name)
-    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size, **({'fixed': fixed} if fixed else {}), **({'smallest': smallest} if smallest != 16 else {})}))
+    (dst / 'crop.json').write_text(json.dumps({'margin': margin, 'per': 'image', 'grid': size, **({'fixed': fixed} if fixed else {}), **({'smallest': smallest} if smallest != SMALLEST else {})}))
     return len(images)
 
 
@@ -158,7 +159,7 @@ def grid_boxes(src, how: dict, paths: list, size: int) -> list:
     "Each file's square on the model's (size, size) grid, found by the rule a cropped copy records (`crop.json`)."
     if how.get('grid'):
         if how['grid'] != size: raise SystemExit(f"the copy was cut from {how['grid']} px frames but the run's grid is {size} px")
-        return [tissue_square(grid_frame(p, size), how['margin'], how.get('smallest', 16), how.get('fixed')) for p in paths]
+        return [tissue_square(grid_frame(p, size), how['margin'], how.get('smallest', SMALLEST), how.get('fixed')) for p in paths]
     every = crop_boxes(src, how['margin'], how['per'])
     return [grid_box(every[Path(p)], p, size) for p in paths]
 
@@ -308,10 +309,10 @@ def package_scorer(run, src):
     import mtlmad.crop
     how = json.loads((Path(run_data(run)) / 'crop.json').read_text())
     r = load_run(run, device='cpu')
-    # a copy cut with another least side (`--smallest`): the package's crop is run with that least side, for this process
-    mtlmad.crop.SMALLEST = how.get('smallest', 16)
     if how.get('grid') != r.cfg.image_size or how['margin'] != MARGIN or how.get('fixed'):
-        raise SystemExit(f"{run}: its data was not cut as the package cuts (--grid {r.cfg.image_size}, margin {MARGIN}): {how}")
+        raise SystemExit(f"{run}: its data was not cut as the package cuts (--grid {r.cfg.image_size}, margin {MARGIN}, no --fixed): {how}")
+    # a copy cut with another least side (`--smallest`): the package's crop runs with that least side, for this process
+    mtlmad.crop.SMALLEST = how.get('smallest', SMALLEST)
     r.cfg = r.model.cfg = r.cfg.replace(crop='tissue')
     train, normals, _ = calibration_split(src, r.cfg)
     sc = calibrated_scorer(r.model, r.tasks, samples_source(train, r.cfg), normals, _run_scoring(r, None), 'cpu')
@@ -330,7 +331,7 @@ def main(argv=None):
     ap.add_argument('--per', default='image', choices=('image', 'patient'), help='one square per image, or per patient (LGG folds)')
     ap.add_argument('--grid', type=int, default=None, metavar='S', help="cut from the package's S px frames, crops resized back to S px")
     ap.add_argument('--fixed', type=float, default=None, metavar='F', help='with --grid: every square F of the frame, centred on the tissue (1: a shift, no magnification)')
-    ap.add_argument('--smallest', type=int, default=16, metavar='PX', help="with --grid: the square's least side before the margin, in pixels (the package's is 16)")
+    ap.add_argument('--smallest', type=int, default=SMALLEST, metavar='PX', help=f"with --grid: the square's least side before the margin, in pixels (the package's is {SMALLEST})")
     ap.add_argument('--evaluate', metavar='RUN', help="measure RUN (trained on a cropped copy of SRC) on SRC's grid")
     ap.add_argument('--frame-lookup', action='store_true', help="with --evaluate: the lookup part from SRC's whole frames, the learned parts from the crops")
     ap.add_argument('--wrap', action='store_true', help='with --evaluate: the run wrapped to score whole frames (crop, model, maps back), calibrated on SRC')
@@ -357,7 +358,7 @@ def main(argv=None):
     if a.grid:
         if a.per != 'image': ap.error('--grid cuts one square per image')
         print(f'{crop_grid_folder(a.src, a.dst, a.grid, a.margin, a.fixed, a.smallest)} images cropped to their tissue on {a.grid} px frames into {a.dst}')
-    elif a.fixed: ap.error('--fixed needs --grid')
+    elif a.fixed or a.smallest != SMALLEST: ap.error('--fixed and --smallest need --grid')
     else: print(f'{crop_folder(a.src, a.dst, a.margin, a.per)} images cropped to their tissue ({a.per}) into {a.dst}')
 
 

@@ -440,6 +440,8 @@ def test_proto_crop_smallest_is_the_packages_crop_at_that_least_side(tmp_path, m
     assert proto_crop.tissue_square(a / 255, 0, smallest=24) == (4, 28, 2, 26)   # 24 px, centred on (16, 14)
     proto_crop.crop_grid_folder(src, tmp_path / 'dst', 32, smallest=24)
     assert json.loads((tmp_path / 'dst/crop.json').read_text())['smallest'] == 24
+    assert proto_crop.SMALLEST == mtlmad.crop.SMALLEST   # the bench's default least side is the package's
+    with pytest.raises(SystemExit): proto_crop.main([str(src), str(tmp_path / 'd2'), '--smallest', '24'])   # --smallest needs --grid
     monkeypatch.setattr(mtlmad.crop, 'SMALLEST', 24)
     frames, copies = load_split(src, 'train', 32), load_split(tmp_path / 'dst', 'train', 32)
     ours = mtlmad.crop.tissue_crop(frames.images)[0]
