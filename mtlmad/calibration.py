@@ -18,14 +18,15 @@ from scipy import ndimage
 from .ops import gaussian_blur, foreground
 
 # %% auto #0
-__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'ScoringConfig', 'foreground_masks', 'mask_outside', 'region_max',
-           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors']
+__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'ScoringConfig', 'foreground_masks', 'mask_outside',
+           'region_max', 'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
 LOOKUP = 'lookup'   # the part whose map is the image itself (`ScoringConfig.lookup`)
 LOOKUP_SIDES = ('', 'both', 'brighter')   # no lookup part; its z either way; brighter than similar normals only
 LOOKUP_MAPS = ('', 'mean', 'max')   # the lookup part in the fused map: as every part; mean / larger of it and the other parts' map
+MIRROR = 'mirror'   # the part whose map is the image against its own mirror image (`ScoringConfig.mirror`, `mtlmad.mirror`)
 
 @dataclass(frozen=True)
 class ScoringConfig:
@@ -48,6 +49,8 @@ class ScoringConfig:
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
     lookup_map: str = 'mean' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
+    mirror: str = '' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
+    mirror_floor: float = 0.1 # floor of the mirror part's per-location spread, a fraction of its spread (`make_reference`)
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -81,12 +84,14 @@ def _check(self: ScoringConfig):
     if not (_whole(self.erode) and self.erode >= 0): raise ValueError(f'erode must be a whole number >= 0, got {self.erode!r}')
     ss = self.score_sigma if isinstance(self.score_sigma, tuple) else (self.score_sigma,)
     if not ss: raise ValueError('score_sigma needs at least one smoothing')
-    for name, v in [('sigma', self.sigma), ('floor', self.floor), ('lookup_floor', self.lookup_floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
+    for name, v in [('sigma', self.sigma), ('floor', self.floor), ('lookup_floor', self.lookup_floor), ('mirror_floor', self.mirror_floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     if self.lookup not in LOOKUP_SIDES:
         raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
+    if self.mirror not in LOOKUP_SIDES:
+        raise ValueError(f"mirror must be one of {LOOKUP_SIDES} ('': no mirror part), got {self.mirror!r}")
     if self.lookup_map not in LOOKUP_MAPS:
         raise ValueError(f"lookup_map must be one of {LOOKUP_MAPS} ('': the lookup part fused like every part), got {self.lookup_map!r}")
     _check_groups(self.groups)
@@ -124,13 +129,13 @@ def replace(self: ScoringConfig, **changes) -> ScoringConfig:
 
 @patch(as_prop=True)
 def both_sides(self: ScoringConfig) -> tuple:
-    "The parts whose z counts either way (`local_z`'s `both_sides`): the lookup part under `lookup='both'`."
-    return (LOOKUP,) if self.lookup == 'both' else ()
+    "The parts whose z counts either way (`local_z`'s `both_sides`): the lookup part under `lookup='both'`, the mirror part under `mirror='both'`."
+    return tuple(p for p, side in ((LOOKUP, self.lookup), (MIRROR, self.mirror)) if side == 'both')
 
 @patch(as_prop=True)
 def part_floors(self: ScoringConfig) -> dict:
-    "The parts with a spread floor of their own (`make_reference`'s `part_floors`): the lookup part's `lookup_floor`."
-    return {LOOKUP: self.lookup_floor}
+    "The parts with a spread floor of their own (`make_reference`'s `part_floors`): `lookup_floor` and `mirror_floor`."
+    return {LOOKUP: self.lookup_floor, MIRROR: self.mirror_floor}
 
 # %% ../nbs/06a_calibration.ipynb #b7c1e0a2
 def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]

@@ -19,7 +19,7 @@ from .data.loading import DataSource, EvalSet, TrainSource, eval_set, load_image
 from .metrics import image_metrics, pixel_metrics, as_percent
 from .ops import gaussian_blur
 from .features import FEATURES
-from .calibration import LOOKUP
+from .calibration import LOOKUP, MIRROR
 from .score import Prediction, Scorer, ScoringConfig, saved_scoring
 from .train import fit
 from .viz import case_grid, overlay, plot_roc, plt
@@ -100,15 +100,16 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
 FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups', 'lookup_map')   # what `open_scorer` may change: they act after the calibration
 
 def _fused_parts(cfg: MTLConfig, sc: ScoringConfig, features: bool) -> tuple:
-    "What a run fuses unless its scoring names the parts: its config's tasks, its feature part, the lookup part as `sc.lookup` says."
-    return cfg.fused + ((FEATURES,) if features else ()) + ((LOOKUP,) if sc.lookup else ())
+    "What a run fuses unless its scoring names the parts: its config's tasks, its feature part, the lookup and mirror parts as `sc.lookup` and `sc.mirror` say."
+    return cfg.fused + ((FEATURES,) if features else ()) + ((LOOKUP,) if sc.lookup else ()) + ((MIRROR,) if sc.mirror else ())
 
 def _run_scoring(r, scoring) -> ScoringConfig:
-    "The scoring a loaded run was calibrated with, `scoring` applied; unless `scoring` names the fused parts, the lookup part is fused as the setting says."
+    "The scoring a loaded run was calibrated with, `scoring` applied; unless `scoring` names the fused parts, the lookup and mirror parts are fused as the settings say."
     sc, ov = saved_scoring(r.norm or {}, scoring), scoring.to_dict() if isinstance(scoring, ScoringConfig) else dict(scoring or {})
     if ov.get('fusion_tasks') is not None: return sc
     if sc.fusion_tasks is None: return sc.replace(fusion_tasks=_fused_parts(r.cfg, sc, sc.features and '_features' in (r.norm or {})))   # runs before 0.2.5 have no feature part
-    return sc.replace(fusion_tasks=tuple(t for t in sc.fusion_tasks if t != LOOKUP) + ((LOOKUP,) if sc.lookup else ()))
+    own = ((LOOKUP,) if sc.lookup else ()) + ((MIRROR,) if sc.mirror else ())   # the parts made from the image itself, as the settings say
+    return sc.replace(fusion_tasks=tuple(t for t in sc.fusion_tasks if t not in (LOOKUP, MIRROR)) + own)
 
 def _calibration_changes(r, sc: ScoringConfig) -> list:
     "The settings of `sc` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."

@@ -17,10 +17,11 @@ from .core import get_device, progress_bar
 from .crop import tissue_crop, uncrop
 from .data.images import input_record, tissue_stats, unlike_training
 from .ops import check_images, gaussian_blur
+from .mirror import asymmetry
 # the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
-    FUSIONS, LOOKUP, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
+    FUSIONS, LOOKUP, MIRROR, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
     make_reference, local_z, calibrated_errors)
 from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
@@ -225,8 +226,9 @@ class Scorer:
 
     @property
     def parts(self) -> list:
-        "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`), then the lookup part when the scoring asks for it."
-        return list(self.tasks) + ([FEATURES] if self.density is not None else []) + ([LOOKUP] if self.scoring.lookup else [])
+        "What the scorer scores: its tasks, then the feature part when it has one (`mtlmad.features`), then the lookup and mirror parts when the scoring asks for them."
+        return (list(self.tasks) + ([FEATURES] if self.density is not None else []) + ([LOOKUP] if self.scoring.lookup else [])
+                + ([MIRROR] if self.scoring.mirror else []))
 
     @property
     def crop(self) -> str:
@@ -257,6 +259,9 @@ class Scorer:
             if self.scoring.lookup:   # the image itself: calibrated per location, the lookup's z-map (`ScoringConfig.lookup`)
                 grey = b.float().mean(1)
                 m[LOOKUP], s[LOOKUP] = grey, top_fraction_mean(grey)
+            if self.scoring.mirror:   # the image against its own mirror image (`mtlmad.mirror`), calibrated per location too
+                a = asymmetry(b)
+                m[MIRROR], s[MIRROR] = a, top_fraction_mean(a)
             for t in self.parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
                 if t in g: gates.setdefault(t, []).append(g[t].numpy())
@@ -331,8 +336,10 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
              ) -> dict:
     "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
-    if self.scoring.lookup and reference_images is None:   # the lookup part is a per-location z: no reference, no such part
-        self.scoring = self.scoring.replace(lookup='')
+    if reference_images is None:   # the lookup and mirror parts are per-location z's: no reference, no such parts
+        self.scoring = self.scoring.replace(lookup='', mirror='')
+    if self.crop and self.scoring.mirror:
+        raise ValueError("the mirror part (ScoringConfig.mirror) is not made for cropped runs (MTLConfig.crop='tissue'): set mirror=''")
     self.reference, self.density, self.frame_reference = None, None, None
     seen = (lambda x: tissue_crop(x)[0]) if self.crop else (lambda x: x)   # the images as the model sees them: a cropped run's crops
     if reference_images is not None and len(reference_images) < self.k:
@@ -417,4 +424,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'lookup' not in saved: saved['lookup'] = ''   # runs before 0.2.11 have no lookup part
     if 'lookup_floor' not in saved and saved['lookup']: saved['lookup_floor'] = saved.get('floor', ScoringConfig.floor)   # 0.2.11: `floor` for every part
     if 'lookup_map' not in saved: saved['lookup_map'] = ''   # before 0.2.12: the lookup part fused in the map like every part
+    if 'mirror' not in saved: saved['mirror'] = ''   # runs before 0.2.13 have no mirror part
     return ScoringConfig.from_dict({**saved, **ov})
