@@ -51,6 +51,7 @@ class ScoringConfig:
     lookup_map: str = 'mean' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
     mirror: str = '' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
     mirror_floor: float = 0.1 # floor of the mirror part's per-location spread, a fraction of its spread (`make_reference`)
+    mirrored: tuple = () # parts whose error map counts as its difference from its own mirror image (`mtlmad.mirror`)
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -58,7 +59,7 @@ class ScoringConfig:
         if self.fusion_tasks is not None: object.__setattr__(self, 'fusion_tasks', tuple(self.fusion_tasks))
         if isinstance(self.groups, (list, tuple)) and all(isinstance(g, (list, tuple)) for g in self.groups):
             object.__setattr__(self, 'groups', tuple(tuple(g) for g in self.groups))   # lists read from JSON
-        for name in ('rms_parts', 'brighter'):
+        for name in ('rms_parts', 'brighter', 'mirrored'):
             if isinstance(getattr(self, name), list): object.__setattr__(self, name, tuple(getattr(self, name)))
         self._check()
 
@@ -95,7 +96,7 @@ def _check(self: ScoringConfig):
     if self.lookup_map not in LOOKUP_MAPS:
         raise ValueError(f"lookup_map must be one of {LOOKUP_MAPS} ('': the lookup part fused like every part), got {self.lookup_map!r}")
     _check_groups(self.groups)
-    for name, eg in (('rms_parts', 'features'), ('brighter', 'denoise')):
+    for name, eg in (('rms_parts', 'features'), ('brighter', 'denoise'), ('mirrored', 'inpaint')):
         v = getattr(self, name)
         if not (isinstance(v, tuple) and all(isinstance(t, str) for t in v)):
             raise ValueError(f"{name} must be a list of part names, e.g. ['{eg}'], got {v!r}")

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from .ops import foreground
 
 # %% auto #0
-__all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'reflection', 'reflect', 'tissue_centres', 'find_midlines', 'asymmetry']
+__all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'reflection', 'reflect', 'tissue_centres', 'find_midlines', 'mirror_difference',
+           'asymmetry']
 
 # %% ../nbs/06d_mirror.ipynb #cef6c08c
 def reflection(angle: torch.Tensor, # (M,) radians the mirror line leans from the vertical
@@ -74,8 +75,16 @@ def find_midlines(images: torch.Tensor, # (N, C, S, S) in [0, 1]
     return torch.stack(best) if best else torch.zeros(0, 2, 3)
 
 # %% ../nbs/06d_mirror.ipynb #3cba53b4
+def mirror_difference(maps: torch.Tensor | np.ndarray, # (N, S, S) maps of N images (grey levels, a task's errors)
+                      thetas: torch.Tensor, # (N, 2, 3) the images' mirror reflections (`find_midlines`)
+                     ) -> torch.Tensor:
+    "Each map minus its mirror image (N, S, S): what one side of the head holds and the other does not."
+    m = torch.as_tensor(maps).detach().float().cpu()[:, None]
+    return (m - reflect(m, thetas))[:, 0]
+
 def asymmetry(images: torch.Tensor, # (N, C, S, S) in [0, 1]
+              thetas: torch.Tensor | None = None, # their mirror reflections; None: found here (`find_midlines`)
              ) -> torch.Tensor:
-    "Each image's grey level minus its mirror image's (N, S, S), about its own midline (`find_midlines`)."
-    grey = images.detach().float().cpu().mean(1, keepdim=True)
-    return (grey - reflect(grey, find_midlines(images)))[:, 0]
+    "Each image's grey level minus its mirror image's (N, S, S), about its own midline."
+    if thetas is None: thetas = find_midlines(images)
+    return mirror_difference(images.detach().float().cpu().mean(1), thetas)

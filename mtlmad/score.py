@@ -17,7 +17,7 @@ from .core import get_device, progress_bar
 from .crop import tissue_crop, uncrop
 from .data.images import input_record, tissue_stats, unlike_training
 from .ops import check_images, gaussian_blur
-from .mirror import asymmetry
+from .mirror import asymmetry, find_midlines, mirror_difference
 # the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
@@ -259,8 +259,13 @@ class Scorer:
             if self.scoring.lookup:   # the image itself: calibrated per location, the lookup's z-map (`ScoringConfig.lookup`)
                 grey = b.float().mean(1)
                 m[LOOKUP], s[LOOKUP] = grey, top_fraction_mean(grey)
-            if self.scoring.mirror:   # the image against its own mirror image (`mtlmad.mirror`), calibrated per location too
-                a = asymmetry(b)
+            mirrored = [t for t in self.scoring.mirrored if t in m]
+            if self.scoring.mirror or mirrored:   # each image's midline (`mtlmad.mirror`)
+                th = find_midlines(b)
+                for t in mirrored:   # a part's errors on one side less those on the other: what both sides share cancels
+                    m[t] = mirror_difference(m[t], th); s[t] = top_fraction_mean(m[t])
+            if self.scoring.mirror:   # the image against its own mirror image, calibrated per location too
+                a = asymmetry(b, th)
                 m[MIRROR], s[MIRROR] = a, top_fraction_mean(a)
             for t in self.parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
