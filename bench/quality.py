@@ -2,7 +2,7 @@
 
     python bench/quality.py [--data DIR | --keep-skull] [--seeds 0,1,2] [--steps N | --epochs N] [--image-size 128]
                             [--intensity none|percentile]
-                            [--device auto] [--variants fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs]
+                            [--device auto] [--variants fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs,mirror,mirror_abs]
                             [--baseline-epochs 100]
                             [--threads N] [--runs DIR] [--out FILE.json]
     python bench/quality.py --merge A.json B.json [...] --out FILE.json
@@ -23,6 +23,9 @@ them as DIR/VARIANT_sSEED; by default they go to a temporary folder, removed at 
                similar normal training images (per location), tissue only, max; the spread's floor chosen on the valid
                split (normals and anomalies) when it has both, else 0.05. Only brighter than normal counts, as a task error
   lookup_abs   the same with |z|: darker than normal counts too
+  mirror       mtlmad.baselines: no learning, the same scoring of each pixel's asymmetry (its grey level less that of the
+               pixel opposite it about the image's own midline, mtlmad.mirror); brighter than the other side counts
+  mirror_abs   the same with |z|
 The per-task parts of the fused model (its heads scored alone) come for free and are reported as joint:<task>.
 --data defaults to the demo data built from the embedded MRI at --image-size (data seed 0 for every training seed,
 so only the training seed changes between repeats). Image AUROC, pixel AUROC and AUPRO in percent,
@@ -46,8 +49,9 @@ from mtlmad.tasks import make_task
 from mtlmad.baselines import fit_baseline, evaluate_baseline
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
-BASELINE_NAMES = ('autoencoder', 'deepsvdd', 'nearest', 'lookup', 'lookup_abs')
-LOOKUPS = {'lookup': {}, 'lookup_abs': {'two_sided': True}}   # variant -> options of fit_baseline('lookup', ...)
+BASELINE_NAMES = ('autoencoder', 'deepsvdd', 'nearest', 'lookup', 'lookup_abs', 'mirror', 'mirror_abs')
+LOOKUPS = {'lookup': ('lookup', {}), 'lookup_abs': ('lookup', {'two_sided': True}),   # variant -> fit_baseline's name and options
+           'mirror': ('mirror', {}), 'mirror_abs': ('mirror', {'two_sided': True})}
 
 
 def expand_variants(spec: str) -> list[str]:
@@ -91,7 +95,7 @@ def run_mtlmad(cfg: MTLConfig, data, test, device, run: Path) -> tuple[dict, dic
 
 def run_baseline(name: str, epochs, seed, train_x, test, device, valid=None):
     "Train (or, with no learning, keep the normals of) and score one baseline: (metrics in percent, the baseline)."
-    if name in LOOKUPS: b = fit_baseline('lookup', train_x, valid=valid, **LOOKUPS[name])
+    if name in LOOKUPS: b = fit_baseline(LOOKUPS[name][0], train_x, valid=valid, **LOOKUPS[name][1])
     else: b = fit_baseline(name, train_x, epochs=epochs, seed=seed, device=device, progress=False)
     return as_percent(evaluate_baseline(b, test.images, test.masks, test.labels)), b
 
@@ -206,7 +210,7 @@ def main():
     ap.add_argument('--intensity', default='none', choices=INTENSITY,
                     help="input preparation of every image (MTLConfig.intensity): 'none' or 'percentile'")
     ap.add_argument('--device', default='auto')
-    ap.add_argument('--variants', default='fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs')
+    ap.add_argument('--variants', default='fused,single,dense,autoencoder,deepsvdd,nearest,lookup,lookup_abs,mirror,mirror_abs')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--runs', type=Path, default=None, help="folder that keeps the mtlmad variants' run folders (default: a temporary folder)")

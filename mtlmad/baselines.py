@@ -16,11 +16,12 @@ from .core import get_device, seed_everything
 from .ops import check_images, gaussian_blur
 from .metrics import image_auroc, image_metrics, pixel_metrics
 from .calibration import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, local_z, make_reference
+from .mirror import asymmetry
 
 # %% auto #0
-__all__ = ['BASELINES', 'conv_block', 'ConvAutoencoder', 'ssim_map', 'PatchSVDDNet', 'top_mean', 'Baseline', 'train_baseline',
-           'AutoencoderBaseline', 'DeepSVDDBaseline', 'NearestNormalBaseline', 'CalibratedLookupBaseline',
-           'fit_baseline', 'evaluate_baseline']
+__all__ = ['BASELINES', 'NO_LEARNING', 'conv_block', 'ConvAutoencoder', 'ssim_map', 'PatchSVDDNet', 'top_mean', 'Baseline',
+           'train_baseline', 'AutoencoderBaseline', 'DeepSVDDBaseline', 'NearestNormalBaseline',
+           'CalibratedLookupBaseline', 'CalibratedMirrorBaseline', 'fit_baseline', 'evaluate_baseline']
 
 # %% ../nbs/11_baselines.ipynb #f21db555
 def conv_block(cin: int, # input channels
@@ -267,6 +268,10 @@ class CalibratedLookupBaseline:
         self.k, self.floor, self.score_sigma, self.sigma, self.erode = k, floor, score_sigma, sigma, erode
         self.two_sided, self.reference, self.valid_auroc, self.n_params = two_sided, None, {}, 0
 
+    def part_maps(self, images: torch.Tensor) -> dict:
+        "The map that is compared with the normals' at each location: the grey level (`_intensity`)."
+        return _intensity(images)
+
     def fit(self, images: torch.Tensor, # normal training images (N,C,S,S) in [0,1]
             valid_images: torch.Tensor | None = None, # validation images: the floor is chosen on them (`choose_floor`)
             valid_labels=None, # their labels, 0 normal / 1 anomalous
@@ -276,7 +281,7 @@ class CalibratedLookupBaseline:
         if len(images) < self.k:
             raise ValueError(f'lookup: needs at least k={self.k} normal training images, got {len(images)}')
         self.shape = images.shape[1:]
-        self.normals = (_intensity(images), image_thumbs(images), foreground_masks(images, self.erode))
+        self.normals = (self.part_maps(images), image_thumbs(images), foreground_masks(images, self.erode))
         if valid_images is not None: self.floor = self.choose_floor(valid_images, valid_labels)
         self.reference = make_reference(*self.normals, floor=self.floor)
         return self
@@ -290,10 +295,10 @@ class CalibratedLookupBaseline:
             raise ValueError(f'images are {tuple(images.shape[1:])} each; the normals are {tuple(self.shape)}')
         scores, maps = [], []
         for b in images.split(batch_size):
-            z = local_z(_intensity(b), image_thumbs(b), self.reference, self.k)
+            z = local_z(self.part_maps(b), image_thumbs(b), self.reference, self.k)
             if self.two_sided: z = {t: np.abs(m) for t, m in z.items()}
             m, s, _ = calibrated_errors(z, b, None, score_sigma=self.score_sigma, erode=self.erode)  # tissue and score
-            scores.append(s['intensity']); maps.append(m['intensity'])
+            (part,) = m; scores.append(s[part]); maps.append(m[part])
         return np.concatenate(scores), gaussian_blur(np.concatenate(maps), self.sigma)
 
 # %% ../nbs/11_baselines.ipynb #2f6421a1
@@ -314,7 +319,15 @@ def choose_floor(self: CalibratedLookupBaseline, images: torch.Tensor, # validat
 # %% ../nbs/11_baselines.ipynb #04fae143
 BASELINES = {b.name: b for b in (AutoencoderBaseline, DeepSVDDBaseline)}
 
-def fit_baseline(name: str, # 'autoencoder', 'deepsvdd', or with no learning 'nearest' or 'lookup'
+class CalibratedMirrorBaseline(CalibratedLookupBaseline):
+    "No learning: each pixel's asymmetry about the image's own midline (`mtlmad.mirror`) as a z against similar normal training images."
+    name = 'mirror'
+    floors = (0.05, 0.1, 0.2, 0.5)   # the asymmetry's spread between similar heads is wider than the grey level's
+    def part_maps(self, images: torch.Tensor) -> dict: return {'asymmetry': asymmetry(images).numpy()}
+
+NO_LEARNING = {b.name: b for b in (CalibratedLookupBaseline, CalibratedMirrorBaseline)}   # nothing trained; the floor chosen on validation
+
+def fit_baseline(name: str, # 'autoencoder', 'deepsvdd', or with no learning 'nearest', 'lookup' or 'mirror'
                  images: torch.Tensor, # normal training images (N,C,S,S) in [0,1]
                  epochs: int | None = None, # None: the baseline's default (100 for both)
                  batch_size: int = 16,
@@ -323,15 +336,15 @@ def fit_baseline(name: str, # 'autoencoder', 'deepsvdd', or with no learning 'ne
                  device='auto', # 'auto', 'cpu', 'cuda', ...
                  progress: bool = True, # a progress bar over epochs
                  augment: bool = True, # random flips and brightness gain
-                 valid: tuple | None = None, # (images, labels) of a validation split: 'lookup' chooses its floor on it
+                 valid: tuple | None = None, # (images, labels) of a validation split: 'lookup' and 'mirror' choose their floor on it
                  **kw, # options of the baseline and its network
                 ) -> Baseline:
     "Train the baseline `name` on normal images and return it, ready to `score`."
     if name == 'cutpaste':
         raise ValueError("baseline 'cutpaste' is not part of mtlmad.baselines: trained from scratch on small data its "
                          f"classifier stays at chance (see the baselines notebook); known baselines: {sorted(BASELINES)}")
-    if name == 'lookup': return CalibratedLookupBaseline(**kw).fit(images, *(valid or (None, None)))
-    if valid is not None: raise ValueError(f"baseline {name!r} takes no validation split (only 'lookup' uses one)")
+    if name in NO_LEARNING: return NO_LEARNING[name](**kw).fit(images, *(valid or (None, None)))
+    if valid is not None: raise ValueError(f"baseline {name!r} takes no validation split (only 'lookup' and 'mirror' use one)")
     if name == 'nearest': return NearestNormalBaseline(**kw).fit(images)   # no learning: nothing to train
     if name not in BASELINES: raise ValueError(f'unknown baseline {name!r}; known baselines: {sorted(BASELINES)}')
     images = check_images(images, 'training images', values=True).float()

@@ -101,13 +101,14 @@ def test_quality_runs_the_lookups_on_any_bmad_folder(tmp_path, monkeypatch, one_
     assert quality.expand_variants('lookup,lookup_abs') == ['lookup', 'lookup_abs']
     out = tmp_path / 'q.json'
     monkeypatch.setattr(sys, 'argv', ['quality.py', '--data', str(ds), '--image-size', '32', '--variants',
-                                      'lookup,lookup_abs', '--seeds', '0', '--threads', '1', '--out', str(out)])
+                                      'lookup,lookup_abs,mirror,mirror_abs', '--seeds', '0', '--threads', '1', '--out', str(out)])
     quality.main()
     r = json.loads(out.read_text())
-    for name in ('lookup', 'lookup_abs'):
+    for name, floors in [('lookup', (0.01, 0.02, 0.05, 0.1)), ('lookup_abs', (0.01, 0.02, 0.05, 0.1)),
+                         ('mirror', (0.05, 0.1, 0.2, 0.5)), ('mirror_abs', (0.05, 0.1, 0.2, 0.5))]:
         rec = r['variants'][name]
-        assert rec['params'] == 0 and rec['floor']['0'] in (0.01, 0.02, 0.05, 0.1)
-        assert set(rec['valid_auroc_by_floor']['0']) == {'0.01', '0.02', '0.05', '0.1'}
+        assert rec['params'] == 0 and rec['floor']['0'] in floors
+        assert set(rec['valid_auroc_by_floor']['0']) == {str(f) for f in floors}
         assert {'image_auroc', 'pixel_auroc', 'aupro'} <= set(rec['runs']['0'])
 
 
