@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from .ops import foreground
 
 # %% auto #0
-__all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'reflection', 'reflect', 'tissue_centres', 'find_midlines', 'mirror_difference',
-           'asymmetry']
+__all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'REFINE', 'reflection', 'reflect', 'tissue_centres', 'find_midlines',
+           'mirror_difference', 'asymmetry']
 
 # %% ../nbs/06d_mirror.ipynb #cef6c08c
 def reflection(angle: torch.Tensor, # (M,) radians the mirror line leans from the vertical
@@ -36,9 +36,10 @@ def reflect(images: torch.Tensor, # (N, C, S, S)
     return F.grid_sample(images.float(), grid, align_corners=False)
 
 # %% ../nbs/06d_mirror.ipynb #f5c9f52d
-ANGLES = tuple(range(-20, 21, 2))   # degrees the midline may lean from the vertical
-SHIFTS = tuple(range(-8, 9))        # pixels (at `SEARCH` px) the midline may lie off the tissue's centre
-SEARCH = 64                         # the midline is searched on images shrunk to this side
+ANGLES = tuple(range(-20, 21, 2))   # degrees the midline may lean from the vertical (the first search)
+SHIFTS = tuple(range(-8, 9, 2))     # pixels (at `SEARCH` px) the midline may lie off the tissue's centre (the first search)
+SEARCH = 64                         # the best line is refined at this side, after a first search at half of it
+REFINE = ((-1, 0, 1), (-1, 0, 1))   # then its neighbours: degrees, and pixels at `SEARCH` px
 
 def tissue_centres(mask: torch.Tensor, # (N, 1, S, S) tissue (`mtlmad.ops.foreground`)
                   ) -> torch.Tensor:
@@ -50,28 +51,35 @@ def tissue_centres(mask: torch.Tensor, # (N, 1, S, S) tissue (`mtlmad.ops.foregr
 
 # %% ../nbs/06d_mirror.ipynb #eb3d2c89
 def _candidates(angles, shifts, size):
-    "Every (angle in radians, shift in grid units) pair searched."
+    "Every (angle in radians, shift in grid units) pair of degrees `angles` and pixels `shifts` at `size` px."
     a, d = torch.meshgrid(torch.tensor(angles, dtype=torch.float32) * math.pi / 180,
                           torch.tensor(shifts, dtype=torch.float32) * 2 / size, indexing='ij')
     return a.flatten(), d.flatten()
 
+def _mismatch(grey, tissue, angle, shift, cx, cy):
+    "One image's (1,1,s,s) mean squared grey difference from its mirror image about each line, where either holds tissue."
+    th = reflection(angle, cx + shift, cy.expand(len(angle)))
+    r = reflect(torch.cat([grey, tissue], 1).expand(len(angle), -1, -1, -1), th)
+    w = ((tissue + r[:, 1:]) > 0.5).float()
+    return ((r[:, :1] - grey) ** 2 * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp(min=1)
+
+# %% ../nbs/06d_mirror.ipynb #5e1d0b7a
 def find_midlines(images: torch.Tensor, # (N, C, S, S) in [0, 1]
                   angles=ANGLES, shifts=SHIFTS, size: int = SEARCH,
                  ) -> torch.Tensor:
     "Each image's mirror reflection (N, 2, 3): of the lines searched, the one that maps its tissue best onto itself."
     grey = images.detach().float().cpu().mean(1, keepdim=True)
     tissue = foreground(grey)
-    centre = tissue_centres(tissue)
-    small, tissue = F.interpolate(grey, size, mode='area'), F.interpolate(tissue, size, mode='area')
+    cx, cy = tissue_centres(tissue).T
+    coarse, fine = [(F.interpolate(grey, s, mode='area'), F.interpolate(tissue, s, mode='area')) for s in (size // 2, size)]
     a, d = _candidates(angles, shifts, size)
+    da, dd = _candidates(*REFINE, size)
     best = []
     for i in range(len(grey)):
-        th = reflection(a, centre[i, 0] + d, centre[i, 1].expand(len(a)))
-        both = torch.cat([small[i:i + 1], tissue[i:i + 1]], 1).expand(len(a), -1, -1, -1)
-        r = reflect(both, th)
-        w = ((tissue[i:i + 1] + r[:, 1:]) > 0.5).float()   # where the image or its mirror holds tissue
-        err = ((r[:, :1] - small[i:i + 1]) ** 2 * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp(min=1)
-        best.append(th[int(err.argmin())])
+        j = int(_mismatch(coarse[0][i:i + 1], coarse[1][i:i + 1], a, d, cx[i], cy[i]).argmin())
+        a2, d2 = a[j] + da, d[j] + dd   # the best line's neighbours, on the finer image
+        k = int(_mismatch(fine[0][i:i + 1], fine[1][i:i + 1], a2, d2, cx[i], cy[i]).argmin())
+        best.append(reflection(a2[k:k + 1], cx[i:i + 1] + d2[k:k + 1], cy[i:i + 1])[0])
     return torch.stack(best) if best else torch.zeros(0, 2, 3)
 
 # %% ../nbs/06d_mirror.ipynb #3cba53b4

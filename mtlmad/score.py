@@ -430,4 +430,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'lookup_floor' not in saved and saved['lookup']: saved['lookup_floor'] = saved.get('floor', ScoringConfig.floor)   # 0.2.11: `floor` for every part
     if 'lookup_map' not in saved: saved['lookup_map'] = ''   # before 0.2.12: the lookup part fused in the map like every part
     if 'mirror' not in saved: saved['mirror'] = ''   # runs before 0.2.13 have no mirror part
+    if 'mirrored' not in saved: saved['mirrored'] = ()   # ... and no mirrored parts
     return ScoringConfig.from_dict({**saved, **ov})
