@@ -49,9 +49,9 @@ class ScoringConfig:
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
     lookup_map: str = 'mean' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
-    mirror: str = '' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
+    mirror: str = 'brighter' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
     mirror_floor: float = 0.1 # floor of the mirror part's per-location spread, a fraction of its spread (`make_reference`)
-    mirrored: tuple = () # parts whose error map counts as its difference from its own mirror image (`mtlmad.mirror`)
+    mirrored: tuple = ('inpaint', 'denoise', 'tissue', 'pseudo_anomaly', 'features') # parts whose error map counts as its difference from its own mirror image (`mtlmad.mirror`)
 
     def __post_init__(self):
         ss = self.score_sigma

@@ -341,10 +341,13 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
              ) -> dict:
     "Fit the per-location reference (when given) and each task's normalisation on held-out normals; returns the norms."
     if len(normal_images) < 2: raise ValueError(f'calibration needs at least 2 normal images, got {len(normal_images)}')
-    if reference_images is None:   # the lookup and mirror parts are per-location z's: no reference, no such parts
-        self.scoring = self.scoring.replace(lookup='', mirror='')
-    if self.crop and self.scoring.mirror:
-        raise ValueError("the mirror part (ScoringConfig.mirror) is not made for cropped runs (MTLConfig.crop='tissue'): set mirror=''")
+    dropped = dict(lookup='', mirror='') if reference_images is None else {}   # per-location z's: no reference, no such parts
+    if self.crop: dropped.update(mirror='', mirrored=())   # the mirror part and mirrored parts are not made for cropped runs
+    if dropped:   # such a run has none of them, and its scoring says so
+        gone = {LOOKUP: 'lookup', MIRROR: 'mirror'}
+        ft = self.scoring.fusion_tasks
+        if ft is not None: dropped['fusion_tasks'] = tuple(t for t in ft if gone.get(t) not in dropped)
+        self.scoring = self.scoring.replace(**dropped)
     self.reference, self.density, self.frame_reference = None, None, None
     seen = (lambda x: tissue_crop(x)[0]) if self.crop else (lambda x: x)   # the images as the model sees them: a cropped run's crops
     if reference_images is not None and len(reference_images) < self.k:

@@ -243,7 +243,7 @@ def test_ablate_loto_singles_with_the_lookup_part(ablated, tmp_path, one_thread)
     "--loto --singles: one row per fusion (all, each part left out, each part alone), with the lookup part among the parts."
     import ablate
     run, log = ablated[0], tmp_path / 'loto.jsonl'
-    ablate.main(['--rescore', str(run), '--name', 'lk', '--scorer', '{"lookup": "both", "k": 3}', '--loto', '--singles', '--log', str(log)])
+    ablate.main(['--rescore', str(run), '--name', 'lk', '--scorer', '{"lookup": "both", "k": 3, "mirror": ""}', '--loto', '--singles', '--log', str(log)])
     rows = {r['name']: r for r in map(json.loads, log.read_text().splitlines())}
     fused = rows['lk/local']['fusion_tasks']
     assert fused[-1] == 'lookup' and set(rows) == {'lk/local', *(f'lk-{k}_{t}/local' for t in fused for k in ('no', 'only'))}

@@ -316,7 +316,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     a run saved before 0.2.1 (no '_scoring') keeps smoothing by `sigma`."""
     from mtlmad.jobs import open_scorer
     from mtlmad.score import Scorer, ScoringConfig
-    assert open_scorer(calibrated_run, device='cpu').scoring == ScoringConfig(fusion_tasks=TINY.fused + ('features',), lookup='')   # and its feature part (calibrated without reference images: no lookup part)
+    assert open_scorer(calibrated_run, device='cpu').scoring == ScoringConfig(fusion_tasks=TINY.fused + ('features',), lookup='', mirror='')   # and its feature part (calibrated without reference images: no lookup or mirror part)
     res = fit(TINY, IMGS, progress=False, device='cpu')
     sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(IMGS)
     old = {k: v for k, v in sc.norms_dict().items() if k not in ('_scoring', '_features', 'features')}   # no feature part before 0.2.5
@@ -325,12 +325,12 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     assert open_scorer(tmp_path, device='cpu', scoring=dict(sigma=3.0)).score_sigma == 3.0
     v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
     save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
-    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='')   # the mean of every part, as before 0.2.6
+    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='', mirror='', mirrored=())   # the mean of every part, as before 0.2.6
     cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25)
     multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
     back = open_scorer(tmp_path / 'multi', device='cpu')
-    assert back.scoring == cfg.replace(fusion_tasks=TINY.fused + ('features', 'lookup')) and back.reference.k == 3
+    assert back.scoring == cfg.replace(fusion_tasks=TINY.fused + ('features', 'lookup', 'mirror')) and back.reference.k == 3
     np.testing.assert_array_equal(back.score(IMGS).scores, multi.score(IMGS).scores)
     mean = open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(fusion='mean'))
     assert mean.scoring == back.scoring.replace(fusion='mean')
