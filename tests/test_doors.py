@@ -168,6 +168,8 @@ def test_a_lesion_painted_into_a_nifti_is_found_in_its_slices(tmp_path):
     zs = np.flatnonzero(sphere.any((0, 1)))
     s, core = scores['painted'].slice_scores, zs[2:-2]   # the sphere's outer caps are a few voxels wide
     assert np.nanargmax(s) in zs and s[core].min() > np.nanmax(np.delete(s, zs))
-    assert s[core].min() > np.nanmax(scores['clean'].slice_scores[core]) + 3
+    # + 2, not + 3 as before 0.2.13: this sphere sits on the midline, so it is nearly symmetric, and the mirrored parts
+    # (`ScoringConfig.mirrored`) see less of it than of a lesion in one hemisphere; the lookup part still sees all of it
+    assert s[core].min() > np.nanmax(scores['clean'].slice_scores[core]) + 2
     hot = np.unravel_index(np.argmax(scores['painted'].amap), sphere.shape)
     assert ndi.binary_dilation(sphere, iterations=3)[hot], 'the map peaks at the sphere'

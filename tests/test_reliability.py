@@ -345,11 +345,12 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     with pytest.raises(ValueError, match='unknown scoring settings'): open_scorer(tmp_path, device='cpu', scoring=dict(sgima=1))
     v026 = {**multi.norms_dict(), '_scoring': {k: v for k, v in multi.norms_dict()['_scoring'].items() if k != 'groups'}}
     save_checkpoint(tmp_path / 'v026' / 'model.pt', res.model, res.tasks, TINY, norm=v026)   # 0.2.6 saved no groups
-    alone = open_scorer(tmp_path / 'v026', device='cpu', scoring=allp)
+    three = dict(allp, fusion_tasks=back.parts[:3])   # the pair below and one more part: the pair's vote decides the top two
+    alone = open_scorer(tmp_path / 'v026', device='cpu', scoring=three)
     assert alone.groups == () and back.groups == (('inpaint', 'denoise'),)   # every part on its own, as 0.2.6 fused
     pair = (tuple(back.parts[:2]),)   # two of this tiny run's parts counted as one
-    one = open_scorer(tmp_path / 'v026', device='cpu', scoring=dict(allp, groups=pair))   # a fusion setting: no calibration
-    got, want = one.score(IMGS), alone.score(IMGS).refuse(alone.norms, back.parts, 'mean', 1.5, 2, pair)
+    one = open_scorer(tmp_path / 'v026', device='cpu', scoring=dict(three, groups=pair))   # a fusion setting: no calibration
+    got, want = one.score(IMGS), alone.score(IMGS).refuse(alone.norms, back.parts[:3], 'mean', 1.5, 2, pair)
     np.testing.assert_array_equal(got.scores, want.scores); np.testing.assert_array_equal(got.maps, want.maps)
     assert not np.allclose(got.scores, alone.score(IMGS).scores)   # one vote, not two: another score
     banked = Scorer(res.model, res.tasks, device='cpu', scoring=dict(feature_bank=20, k=3)); banked.calibrate(IMGS, IMGS)
@@ -377,7 +378,7 @@ def test_brighter_counts_one_side_of_denoising_and_is_fixed_at_calibration(tmp_p
     from mtlmad.score import Scorer
     cfg = CFG.replace(epochs=1, tasks=('denoise', 'tissue'))
     res = fit(cfg, IMGS, progress=False, device='cpu')
-    one, both = (Scorer(res.model, res.tasks, device='cpu', scoring=dict(k=3, **s)) for s in (dict(brighter=['denoise']), {}))
+    one, both = (Scorer(res.model, res.tasks, device='cpu', scoring=dict(k=3, mirrored=[], **s)) for s in (dict(brighter=['denoise']), {}))   # the errors as they are, not less their mirror images
     assert one.brighter == ('denoise',) and both.brighter == ()
     e1, e2 = one.errors(IMGS)[0], both.errors(IMGS)[0]
     assert (e1['denoise'] <= e2['denoise'] + 1e-6).all() and e1['denoise'].sum() < e2['denoise'].sum()   # one side of it
