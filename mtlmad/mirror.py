@@ -83,12 +83,13 @@ def find_midlines(images: torch.Tensor, # (N, C, S, S) in [0, 1]
     return torch.stack(best) if best else torch.zeros(0, 2, 3)
 
 # %% ../nbs/06d_mirror.ipynb #3cba53b4
-def mirror_difference(maps: torch.Tensor | np.ndarray, # (N, S, S) maps of N images (grey levels, a task's errors)
+def mirror_difference(maps: torch.Tensor | np.ndarray, # (N, S, S) maps of N images, or (N, P, S, S): P maps of each
                       thetas: torch.Tensor, # (N, 2, 3) the images' mirror reflections (`find_midlines`)
                      ) -> torch.Tensor:
-    "Each map minus its mirror image (N, S, S): what one side of the head holds and the other does not."
-    m = torch.as_tensor(maps).detach().float().cpu()[:, None]
-    return (m - reflect(m, thetas))[:, 0]
+    "Each map minus its mirror image, in the shape given: what one side of the head holds and the other does not."
+    m = torch.as_tensor(maps).detach().float().cpu()
+    m4 = m[:, None] if m.ndim == 3 else m   # several maps of one image share its reflection: one resampling for all
+    return (m4 - reflect(m4, thetas)).reshape(m.shape)
 
 def asymmetry(images: torch.Tensor, # (N, C, S, S) in [0, 1]
               thetas: torch.Tensor | None = None, # their mirror reflections; None: found here (`find_midlines`)

@@ -17,7 +17,7 @@ from .core import get_device, progress_bar
 from .crop import tissue_crop, uncrop
 from .data.images import input_record, tissue_stats, unlike_training
 from .ops import check_images, gaussian_blur
-from .mirror import asymmetry, find_midlines, mirror_difference
+from .mirror import find_midlines, mirror_difference
 # the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
@@ -259,14 +259,11 @@ class Scorer:
             if self.scoring.lookup:   # the image itself: calibrated per location, the lookup's z-map (`ScoringConfig.lookup`)
                 grey = b.float().mean(1)
                 m[LOOKUP], s[LOOKUP] = grey, top_fraction_mean(grey)
-            mirrored = [t for t in self.scoring.mirrored if t in m]
-            if self.scoring.mirror or mirrored:   # each image's midline (`mtlmad.mirror`)
-                th = find_midlines(b)
-                for t in mirrored:   # a part's errors on one side less those on the other: what both sides share cancels
-                    m[t] = mirror_difference(m[t], th); s[t] = top_fraction_mean(m[t])
-            if self.scoring.mirror:   # the image against its own mirror image, calibrated per location too
-                a = asymmetry(b, th)
-                m[MIRROR], s[MIRROR] = a, top_fraction_mean(a)
+            if self.scoring.mirror: m[MIRROR] = b.float().mean(1)   # the grey level, less its mirror image below: the asymmetry
+            mirrored = [t for t in (*self.scoring.mirrored, MIRROR) if t in m]
+            if mirrored:   # each part less its mirror image about the image's midline (`mtlmad.mirror`): what both sides share cancels
+                d = mirror_difference(torch.stack([m[t].float().cpu() for t in mirrored], 1), find_midlines(b))
+                for i, t in enumerate(mirrored): m[t], s[t] = d[:, i], top_fraction_mean(d[:, i])
             for t in self.parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
                 if t in g: gates.setdefault(t, []).append(g[t].numpy())
