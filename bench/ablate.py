@@ -99,7 +99,7 @@ def compare(log: Path, a: str, b: str) -> str:
 
 def evaluate(scorer, es) -> dict:
     "Fused and per-task metrics of one split, in percent (`task_metrics`); `fused_max` scores images by the fused map's maximum."
-    res = scorer.score(es.images)
+    res = scorer.score(es.images, every_part=True)
     out = task_metrics(es, res, scorer.sigma)
     out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma, scorer.top_parts, scorer.groups).scores))
     return out
@@ -137,7 +137,7 @@ def loto_run(run: Path, rec: dict, log: str, data=None, scorer_kw=None, singles:
     out = {n: {} for n in subsets}
     for split in ('valid', 'test'):
         es = load_run_split(run, sc.cfg, data, split)
-        res = sc.score(es.images)
+        res = sc.score(es.images, every_part=True)
         for n, sub in subsets.items():
             out[n][split] = task_metrics(es, res.refuse(sc.norms, sub, sc.fusion, sc.sigma, sc.top_parts, sc.groups), sc.sigma)
             out[n][split]['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(sc.norms, sub, 'max', sc.sigma, sc.top_parts, sc.groups).scores))

@@ -2,6 +2,7 @@
 and the joint model's five tasks against five single-task models run one after another.
 
     python bench/cost.py --device auto|cpu|cuda [--image-size 128] [--batch 16] [--out FILE.json]
+    python bench/cost.py --macs-only          (what scoring one image costs with the default scoring, and nothing else)
                          [--repeats N] [--scale-batch B] [--sizes 64,128,256] [--experts 2,4,8] [--train-steps N]
 
 Everything is timed on the full scoring path (`mtlmad.score.task_errors`: every task's inference inputs, one
@@ -21,7 +22,9 @@ import torch.nn.functional as F
 
 from mtlmad.core import MTLConfig, get_device, seed_everything, ALL_TASKS
 from mtlmad.datasets import load_brain_mri
-from mtlmad.features import COMPONENTS, seeing_tasks
+from mtlmad.calibration import ScoringConfig
+from mtlmad.features import COMPONENTS, FEATURES, seeing_tasks
+from mtlmad.mirror import mirror_macs
 from mtlmad.moe import MTLModel
 from mtlmad.score import task_errors
 from mtlmad.tasks import make_task
@@ -91,10 +94,18 @@ def part_of(name: str) -> str:
     return top[0].rstrip('s')
 
 
+class FeatureReader:
+    "Stands in for a fitted feature part in `task_errors`: it names the tasks whose head features it reads, and measures nothing."
+    def __init__(self, tasks): self.tasks = list(tasks)
+    def distance(self, feats, size): return torch.zeros(len(feats), *size)
+
+
 @torch.no_grad()
-def count_macs(runs: list, x: torch.Tensor) -> dict:
-    "Multiply-accumulates per image of scoring `x` with each (model, its tasks) in `runs`, summed by model part."
+def count_macs(runs: list, x: torch.Tensor, heads=None, feature_tasks=()) -> dict:
+    """Multiply-accumulates per image of scoring `x` with each (model, its tasks) in `runs`, summed by model part.
+    `heads`: the tasks whose error maps are made (None: every task); `feature_tasks`: tasks that run for the feature part."""
     total = {}
+    reader = FeatureReader(feature_tasks) if feature_tasks else None
     def counter(part):
         def add(mod, inp, out):
             k = mod.in_channels // mod.groups * math.prod(mod.kernel_size) if isinstance(mod, torch.nn.Conv2d) else mod.in_features
@@ -103,7 +114,7 @@ def count_macs(runs: list, x: torch.Tensor) -> dict:
     for m, tk in runs:
         hooks = [mod.register_forward_hook(counter(part_of(name))) for name, mod in m.named_modules()
                  if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
-        try: task_errors(m, tk, x)
+        try: task_errors(m, tk, x, reader, heads=heads)
         finally:
             for h in hooks: h.remove()
     return total
@@ -122,6 +133,20 @@ def feature_part_macs(joint, tasks, x: torch.Tensor) -> float:
     d = 2 * joint.cfg.width * len(seeing_tasks(tasks, x))
     k, cells = min(COMPONENTS, d), (x.shape[-1] // 8) * (x.shape[-2] // 8)
     return float(cells * (d * k + 2 * k + 2 * d))
+
+
+def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = ScoringConfig()) -> dict:
+    """MACs per image of what `Scorer.score` runs with the default scoring: the fused tasks' heads only (`MTLConfig.fused`), the
+    trunk of every task the feature part reads, the feature part, and the mirror part (`mtlmad.mirror.mirror_macs`)."""
+    fused = [t for t in joint.cfg.fused if t in tasks]
+    feats = seeing_tasks(tasks, x) if scoring.features else []
+    model = count_macs([(joint, tasks)], x, heads=fused, feature_tasks=feats)
+    parts = {'model (fused heads)': sum(model.values())}
+    if scoring.features: parts['feature part'] = feature_part_macs(joint, tasks, x)
+    n_maps = len([t for t in scoring.mirrored if t in [*fused, FEATURES]]) + bool(scoring.mirror)
+    if n_maps: parts['mirror part'] = mirror_macs(x.shape[-1], n_maps)
+    unfused = [t for t in tasks if t not in fused]
+    return dict(parts=parts, total=sum(parts.values()), fused=fused, unfused=unfused, bar=100e6)
 
 
 def mac_breakdown(joint, tasks, singles, x) -> dict:
@@ -188,6 +213,18 @@ def loadavg() -> list:
 
 
 # ---------------------------------------------------------------- report
+def scoring_lines(sm: dict, size: int) -> list:
+    "The default scoring's multiply-accumulates, part by part, against the bar."
+    L = [f'## What scoring one {size} px image costs with the default scoring: multiply-accumulates', '',
+         '| part | MMAC |', '|---|---|']
+    L += [f"| {p} | {v / 1e6:.1f} |" for p, v in sm['parts'].items()]
+    L += [f"| **total** | **{sm['total'] / 1e6:.1f}** |", '',
+          f"The model runs the heads of the fused tasks ({', '.join(sm['fused'])}); "
+          + (f"{', '.join(sm['unfused'])} is trained but not fused, so only its trunk runs, for the feature part. " if sm['unfused'] else '')
+          + f"The bar is {sm['bar'] / 1e6:.0f} M: {'met' if sm['total'] <= sm['bar'] else 'NOT met'}.", '']
+    return L
+
+
 def markdown(r: dict) -> str:
     m, s = r['machine'], r['settings']
     name = m.get('gpu') or f"{m.get('cpu_model', m['cpu'])}, {m['cpu_count']} CPU(s)"
@@ -223,6 +260,8 @@ def markdown(r: dict) -> str:
               f"first MoE block), the single-task models {mc['single_inputs']} together. Even if everything after "
               f"the shared trunk cost nothing, the ratio could not drop below {mc['distinct_inputs']}/{mc['single_inputs']} = "
               f"{mc['distinct_inputs'] / mc['single_inputs']:.2f}.", '']
+    if r.get('scoring_macs'):
+        L += scoring_lines(r['scoring_macs'], s['image_size'])
     L += [
           f"## Scaling (joint model, batch {s['scale_batch']})", '', '| image size | experts | time (ms/batch) | peak memory (MiB) |', '|---|---|---|---|']
     L += [f"| {v['image_size']} | {v['n_experts']} | {v['ms']:.1f} | {v['mem_mib']:.1f} |" for v in r['scaling']]
@@ -249,6 +288,7 @@ def main():
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
+    ap.add_argument('--macs-only', action='store_true', help="print the default scoring's multiply-accumulates and stop")
     ap.add_argument('--mem-worker', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
@@ -273,6 +313,8 @@ def main():
     x = mri_batch(a.batch, a.image_size)
     joint, tasks, singles = build(cfg, dev, x)
     x = x.to(dev)
+    if a.macs_only:   # the counts alone: no timing, no memory (they do not depend on the machine's load)
+        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x[:2]), a.image_size))); return
     r['params'] = dict(joint=joint.n_params, single={n: m.n_params for n, m in singles.items()},
                        singles_total=sum(m.n_params for m in singles.values()))
     say(f"parameters: joint {joint.n_params:,}, singles {r['params']['singles_total']:,}")
@@ -287,6 +329,7 @@ def main():
 
     jv = joint_vs_singles(joint, tasks, singles, x, dev, repeats)
     r['macs'] = mac_breakdown(joint, tasks, singles, x[:2])
+    r['scoring_macs'] = scoring_macs(joint, tasks, x[:2])
     say(f"MACs per image: joint {r['macs']['joint_total'] / 1e6:.1f} M, singles {r['macs']['singles_total'] / 1e6:.1f} M: ratio {r['macs']['ratio']:.3f}")
     spec = dict(image_size=a.image_size, n_experts=cfg.n_experts, batch=a.batch)
     jv['mem_joint_mib'] = peak_memory({**spec, 'mode': 'joint'}, dev)

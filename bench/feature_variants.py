@@ -73,7 +73,7 @@ def run_variants(run: Path, kinds, untrained: bool) -> dict:
     norms = {k: TaskNorm.from_errors(scores[k], maps[k][fg]) for k in kinds}
     out = {}
     for split in ('valid', 'test'):
-        es = load_run_split(run, cfg, split=split); res = sc.score(es.images); base = [t for t in sc.fusion_tasks if t in sc.tasks]
+        es = load_run_split(run, cfg, split=split); res = sc.score(es.images, every_part=True); base = [t for t in sc.fusion_tasks if t in sc.tasks]
         maps, scores, _ = calib(es.images, raw(es.images))
         zs = [sc.norms[t].z_score(res.task_scores[t]) for t in base]; zm = [sc.norms[t].z_map(res.task_maps[t]) for t in base]
         r = out[split] = {'fused': measure(es, np.mean(zs, 0), np.mean(zm, 0), sco.sigma)}

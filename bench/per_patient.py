@@ -81,7 +81,7 @@ def main(argv=None):
         from proto_crop import package_scorer
         scorers['B'] = package_scorer(a.run_b, a.data)
     else: scorers['B'] = open_scorer(a.run_b, 'cpu')
-    results = {n: s.score(es.images) for n, s in scorers.items()}
+    results = {n: s.score(es.images, every_part=True) for n, s in scorers.items()}
     scores = {n: np.asarray(r.scores) for n, r in results.items()}
     for n, z in scores.items(): print(f'{n} ({a.run_a if n == "A" else a.run_b}): image AUROC {auroc(z[labels == 0], z[labels == 1]):.1f}')
     print(patient_table(patients, labels, scores))

@@ -89,7 +89,7 @@ def validation_split(data, image_size, channels, intensity='none') -> tuple[torc
 def run_mtlmad(cfg: MTLConfig, data, test, device, run: Path) -> tuple[dict, dict]:
     "Train, calibrate and score one mtlmad config as `mtlmad train` and `mtlmad evaluate` do: (fused metrics, {task: that head alone})."
     scorer = open_scorer(train_run(data, run, cfg, device=device, progress=False), device)
-    m = task_metrics(test, scorer.score(test.images), scorer.sigma)
+    m = task_metrics(test, scorer.score(test.images, every_part=True), scorer.sigma)
     return m.pop('fused'), m
 
 

@@ -41,7 +41,7 @@ def main():
         t_train = time.time() - t0
         m = evaluate_run(run, root / f'{name}-report', device=a.device, progress=False)
         sc = open_scorer(run, a.device); es = load_split(data, 'test', cfg.image_size, cfg.channels)
-        res = sc.score(es.images)
+        res = sc.score(es.images, every_part=True)
         extra = {'rank': task_metrics(es, res.refuse(sc.norms, fusion='rank'))['fused'],
                  'sigma4': task_metrics(es, res.refuse(sc.norms, sigma=4.0))['fused']}
         rows[name] = {'train_s': t_train, 'metrics': m, 'refused': extra}

@@ -244,7 +244,7 @@ def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('d
     es = load_run_split(run, scorer.cfg, data, split)
     if len(set(es.labels.tolist())) < 2:
         raise ValueError(f'{data or run}: the {split} split needs normal and anomalous images to be evaluated')
-    res = scorer.score(es.images, paths=es.paths, progress=progress)
+    res = scorer.score(es.images, paths=es.paths, progress=progress, every_part=True)   # every part alone too, fused or not
     metrics = task_metrics(es, res, scorer.sigma)
     write_report(es, res, metrics, out, norms=scorer.norms)
     return metrics

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from .ops import foreground
 
 # %% auto #0
-__all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'REFINE', 'reflection', 'reflect', 'tissue_centres', 'find_midlines',
-           'mirror_difference', 'asymmetry']
+__all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'COARSE', 'REFINE', 'SEARCH_MACS', 'reflection', 'reflect', 'tissue_centres',
+           'find_midlines', 'mirror_difference', 'asymmetry', 'mirror_macs']
 
 # %% ../nbs/06d_mirror.ipynb #cef6c08c
 def reflection(angle: torch.Tensor, # (M,) radians the mirror line leans from the vertical
@@ -38,7 +38,8 @@ def reflect(images: torch.Tensor, # (N, C, S, S)
 # %% ../nbs/06d_mirror.ipynb #f5c9f52d
 ANGLES = tuple(range(-20, 21, 2))   # degrees the midline may lean from the vertical (the first search)
 SHIFTS = tuple(range(-8, 9, 2))     # pixels (at `SEARCH` px) the midline may lie off the tissue's centre (the first search)
-SEARCH = 64                         # the best line is refined at this side, after a first search at half of it
+SEARCH = 64                         # the best line is refined at this side ...
+COARSE = 32                         # ... after a first search at this side
 REFINE = ((-1, 0, 1), (-1, 0, 1))   # then its neighbours: degrees, and pixels at `SEARCH` px
 
 def tissue_centres(mask: torch.Tensor, # (N, 1, S, S) tissue (`mtlmad.ops.foreground`)
@@ -65,13 +66,13 @@ def _mismatch(grey, tissue, angle, shift, cx, cy):
 
 # %% ../nbs/06d_mirror.ipynb #5e1d0b7a
 def find_midlines(images: torch.Tensor, # (N, C, S, S) in [0, 1]
-                  angles=ANGLES, shifts=SHIFTS, size: int = SEARCH,
+                  angles=ANGLES, shifts=SHIFTS, size: int = SEARCH, coarse: int = COARSE,
                  ) -> torch.Tensor:
     "Each image's mirror reflection (N, 2, 3): of the lines searched, the one that maps its tissue best onto itself."
     grey = images.detach().float().cpu().mean(1, keepdim=True)
     tissue = foreground(grey)
     cx, cy = tissue_centres(tissue).T
-    coarse, fine = [(F.interpolate(grey, s, mode='area'), F.interpolate(tissue, s, mode='area')) for s in (size // 2, size)]
+    coarse, fine = [(F.interpolate(grey, s, mode='area'), F.interpolate(tissue, s, mode='area')) for s in (coarse, size)]
     a, d = _candidates(angles, shifts, size)
     da, dd = _candidates(*REFINE, size)
     best = []
@@ -97,3 +98,15 @@ def asymmetry(images: torch.Tensor, # (N, C, S, S) in [0, 1]
     "Each image's grey level minus its mirror image's (N, S, S), about its own midline."
     if thetas is None: thetas = find_midlines(images)
     return mirror_difference(images.detach().float().cpu().mean(1), thetas)
+
+# %% ../nbs/06d_mirror.ipynb #bbd375c8
+SEARCH_MACS = 25   # per resampled location of a searched line: grid 6, bilinear weights 6, grey level and tissue 4 each, mismatch 5
+
+def mirror_macs(size: int = 128, # the image's side
+                maps: int = 6, # maps taken less their mirror images (the mirror part and each mirrored part)
+                angles=ANGLES, shifts=SHIFTS, search: int = SEARCH, coarse: int = COARSE,
+               ) -> float:
+    "Multiply-accumulates per image of `find_midlines` and of `mirror_difference` on `maps` maps."
+    searched = len(angles) * len(shifts) * coarse ** 2 + len(REFINE[0]) * len(REFINE[1]) * search ** 2   # locations resampled
+    shrink = size ** 2 * 4 + size ** 2 * 3   # two area shrinks of two channels, the tissue's centre
+    return float(searched * SEARCH_MACS + shrink + size ** 2 * (12 + 5 * maps))

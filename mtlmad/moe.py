@@ -170,9 +170,12 @@ def routing_stats(self: MTLModel) -> dict[str, np.ndarray]:
 
 # %% ../nbs/04_moe.ipynb #7b833ba1
 @patch
-def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor] # task -> input (B, C, S, S)
+def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor], # task -> input (B, C, S, S)
+                  heads=None, # the tasks whose dense outputs are wanted (None: every task in `inputs`); the others stop at their head features
                   ) -> dict[str, torch.Tensor]:
     "Dense outputs for several tasks; tasks given the same input tensor share the stem and first block."
+    stray = [t for t in (heads or ()) if t not in inputs]
+    if stray: raise ValueError(f'heads {stray} have no input; the inputs are for {list(inputs)}')
     groups = {}
     for t, x in inputs.items(): _check_input(self, t, x); groups.setdefault(id(x), []).append(t)
     feats, skips, gates, aux = {}, {}, {t: [] for t in inputs}, []
@@ -196,7 +199,7 @@ def forward_tasks(self: MTLModel, inputs: dict[str, torch.Tensor] # task -> inpu
     self.aux_loss = torch.stack(aux).sum() / nb if aux else torch.zeros(())
     self._record(gates, inputs)
     self.last_features = {t: f.detach() for t, f in feats.items()}   # what enters each head (`mtlmad.features`)
-    return {t: self.heads[t](feats[t], skips[t], inputs[t]) for t in tasks}
+    return {t: self.heads[t](feats[t], skips[t], inputs[t]) for t in (tasks if heads is None else heads)}
 
 # %% ../nbs/04_moe.ipynb #bb64db14
 @patch

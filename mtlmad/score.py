@@ -49,22 +49,28 @@ def task_errors(model, # an `MTLModel` (or anything with `forward_tasks`)
                 images: torch.Tensor, # (B,C,S,S) in [0,1], on the model's device
                 density: FeatureDensity | None = None, # the feature part (`mtlmad.features`): its map and score follow the tasks'
                 brighter: tuple = ScoringConfig.brighter, # tasks whose error counts only where the image is brighter than their output
+                heads=None, # the tasks whose error maps are made (None: every task); the rest run only where the feature part needs their features
                ) -> tuple[dict, dict, dict]:
     "Per-task error maps (B,S,S), scores (B,) and per-image gates of a batch."
     signed = [n for n, t in tasks.items() if 'brighter' in getattr(t, 'sides', ())]
     unsigned = [n for n in brighter if n in tasks and n not in signed]
     if unsigned: raise ValueError(f'brighter: the errors of {unsigned} have no sign; it can name {signed}')
-    inputs = {n: t.inference_inputs(images) for n, t in tasks.items()}
-    preds, gates, fmap = {n: [] for n in tasks}, {}, None
-    for r in range(max(len(v) for v in inputs.values())):
-        todo = {n: v[r] for n, v in inputs.items() if r < len(v)}
-        out = model.forward_tasks(todo)
+    want = list(tasks) if heads is None else [n for n in tasks if n in heads]
+    need = set(want) | set(density.tasks if density is not None else ())   # an unwanted task still runs for the feature part
+    inputs = {n: t.inference_inputs(images) for n, t in tasks.items() if n in need}
+    preds, gates, fmap = {n: [] for n in want}, {}, None
+    for r in range(max((len(v) for v in inputs.values()), default=0)):
+        todo = {n: v[r] for n, v in inputs.items() if r < len(v) and (r == 0 or n in want)}   # features: first round only
+        if not todo: continue
+        some = [n for n in todo if n in want]
+        out = model.forward_tasks(todo) if len(some) == len(todo) else model.forward_tasks(todo, heads=some)   # no head for the rest
         for n in todo:
-            preds[n].append(out[n].float())
+            if n in want: preds[n].append(out[n].float())
             if r == 0 and getattr(model, 'last_gates', None) and n in model.last_gates: gates[n] = model.last_gates[n].float().cpu()
         if r == 0 and density is not None: fmap = feature_map(model, density, inputs, images)
     maps, scores = {}, {}
     for n, t in tasks.items():
+        if n not in want: continue
         err = t.error_map(images, preds[n], 'brighter') if n in brighter else t.error_map(images, preds[n])
         maps[n], scores[n] = err[:, 0].float(), t.score(err).float()
     if fmap is not None: maps[FEATURES], scores[FEATURES] = fmap, top_fraction_mean(fmap)   # scored as a task scores
@@ -237,34 +243,41 @@ class Scorer:
 
     def errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False,
                desc: str = 'scoring', # the progress bar's label
+               parts=None, # the parts to make (None: every part, `parts`); a task left out runs no head
               ) -> tuple[dict, dict, dict]:
         "The model's own per-task error maps (N,S,S), scores (N,) and gates for images (N,C,S,S) in [0,1]; a cropped run's maps put back on the frame."
-        if not self.crop: return self.seen_errors(images, batch_size, progress, desc)
+        if not self.crop: return self.seen_errors(images, batch_size, progress, desc, parts)
         crops, boxes = tissue_crop(check_images(images, values=True))
-        maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc)
+        maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc, parts)
         for t in maps:   # the model's parts go back into each frame's square; the lookup part is the frame's own grey level
             if t != LOOKUP: maps[t] = uncrop(maps[t], boxes, images.shape[-1])
         if LOOKUP in maps:
             grey = images.float().mean(1).cpu(); maps[LOOKUP], scores[LOOKUP] = grey.numpy(), top_fraction_mean(grey).numpy()
         return maps, scores, gates
 
-    def seen_errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False, desc: str = 'scoring') -> tuple[dict, dict, dict]:
+    def seen_errors(self, images: torch.Tensor, batch_size: int = 16, progress: bool = False, desc: str = 'scoring',
+                    parts=None) -> tuple[dict, dict, dict]:
         "`errors` of images exactly as the model is to see them (no crop): maps (N,S,S), scores (N,), gates."
         check_images(images, values=True)
-        maps, scores, gates = {t: [] for t in self.parts}, {t: [] for t in self.parts}, {}
+        unknown = [t for t in (parts or ()) if t not in self.parts]
+        if unknown: raise ValueError(f'parts {unknown} are not scored here; the parts are {self.parts}')
+        heads = None if parts is None else [t for t in self.tasks if t in parts]   # the tasks whose maps are made
+        parts = self.parts if parts is None else [t for t in self.parts if t in parts]
+        density = self.density if FEATURES in parts else None
+        maps, scores, gates = {t: [] for t in parts}, {t: [] for t in parts}, {}
         it = _batches(images, batch_size)
         if progress: it = progress_bar(it, total=math.ceil(len(images) / batch_size), desc=desc, unit='batch')
         for b in it:
-            m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), self.density, self.scoring.brighter)
-            if self.scoring.lookup:   # the image itself: calibrated per location, the lookup's z-map (`ScoringConfig.lookup`)
+            m, s, g = task_errors(self.model, self.tasks, b.to(self.device, torch.float32), density, self.scoring.brighter, heads)
+            if LOOKUP in parts:   # the image itself: calibrated per location, the lookup's z-map (`ScoringConfig.lookup`)
                 grey = b.float().mean(1)
                 m[LOOKUP], s[LOOKUP] = grey, top_fraction_mean(grey)
-            if self.scoring.mirror: m[MIRROR] = b.float().mean(1)   # the grey level, less its mirror image below: the asymmetry
+            if MIRROR in parts: m[MIRROR] = b.float().mean(1)   # the grey level, less its mirror image below: the asymmetry
             mirrored = [t for t in (*self.scoring.mirrored, MIRROR) if t in m]
             if mirrored:   # each part less its mirror image about the image's midline (`mtlmad.mirror`): what both sides share cancels
                 d = mirror_difference(torch.stack([m[t].float().cpu() for t in mirrored], 1), find_midlines(b))
                 for i, t in enumerate(mirrored): m[t], s[t] = d[:, i], top_fraction_mean(d[:, i])
-            for t in self.parts:
+            for t in parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
                 if t in g: gates.setdefault(t, []).append(g[t].numpy())
         cat = lambda d: {t: np.concatenate(v) for t, v in d.items()}
@@ -293,10 +306,10 @@ Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The parts 
 
 # %% ../nbs/06_score.ipynb #ead7ccbd
 @patch
-def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') -> tuple[dict, dict, dict, np.ndarray]:
-    "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel)."
-    if self.crop and (self.reference is not None or self.foreground_only): return self._cropped_parts(images, batch_size, progress, desc)
-    maps, scores, gates = self.errors(images, batch_size, progress, desc)
+def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', parts=None) -> tuple[dict, dict, dict, np.ndarray]:
+    "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel), of `parts` (None: every part)."
+    if self.crop and (self.reference is not None or self.foreground_only): return self._cropped_parts(images, batch_size, progress, desc, parts)
+    maps, scores, gates = self.errors(images, batch_size, progress, desc, parts)
     if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
         return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
@@ -306,11 +319,11 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') 
 
 # %% ../nbs/06_score.ipynb #ecbbf97b
 @patch
-def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring') -> tuple[dict, dict, dict, np.ndarray]:
+def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', parts=None) -> tuple[dict, dict, dict, np.ndarray]:
     "`_parts` of a cropped run: the model's parts calibrated and scored on the crops, then put back on the frame; the lookup part on the frame."
     s, size = self.scoring, images.shape[-1]
     crops, boxes = tissue_crop(check_images(images, values=True))
-    maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc)
+    maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc, parts)
     look = LOOKUP in maps
     if look: del maps[LOOKUP], scores[LOOKUP]   # made on the frame below
     maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts)
@@ -325,9 +338,11 @@ def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='sc
 
 # %% ../nbs/06_score.ipynb #e7c8150c
 @patch
-def raw(self: Scorer, images: torch.Tensor, batch_size: int = 16, progress: bool = False) -> tuple[dict, dict, dict]:
+def raw(self: Scorer, images: torch.Tensor, batch_size: int = 16, progress: bool = False,
+        parts=None, # the parts to make (None: every part, `Scorer.parts`)
+       ) -> tuple[dict, dict, dict]:
     "Per-task maps (N,S,S) and scores (N,), calibrated per location when the scorer has a reference, and gates."
-    return self._parts(images, batch_size, progress)[:3]
+    return self._parts(images, batch_size, progress, parts=parts)[:3]
 
 # %% ../nbs/06_score.ipynb #1a1d74b8
 @patch
@@ -387,11 +402,13 @@ def check_inputs(self: Scorer, images: torch.Tensor, # (N,C,S,S) images as the m
 # %% ../nbs/06_score.ipynb #12580ac7
 @patch
 def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, progress: bool = False,
-          tasks=None) -> ScoreResult:
-    "Score images (N,C,S,S): fused and per-task scores and maps."
+          tasks=None, # the parts to fuse (None: `fusion_tasks`)
+          every_part: bool = False, # also make the parts that are not fused (an evaluation's per-part table); by default a task that is not fused runs no head
+         ) -> ScoreResult:
+    "Score images (N,C,S,S): fused and per-part scores and maps."
     if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
-    maps, scores, gates = self.raw(images, batch_size, progress)
     tasks = tasks or self.fusion_tasks
+    maps, scores, gates = self.raw(images, batch_size, progress, parts=None if every_part else tasks)
     return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts, self.groups, self.lookup_map), scores,
                        fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts, self.groups, self.lookup_map), maps, str(self.device), gates, paths)
 

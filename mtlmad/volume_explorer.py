@@ -260,4 +260,5 @@ def from_file(cls: VolumeExplorer,
     "Read a volume, score it with a run and open the explorer on it."
     vol = read_volume(path)
     if isinstance(run, (str, Path)): run = open_scorer(run, device)
+    kwargs.setdefault('every_part', True)   # each part has its switch, the unfused ones too
     return cls(vol, score_volume(run, vol, axis, progress=kwargs.pop('progress', False), **kwargs), truth)

@@ -84,6 +84,7 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(
                  min_foreground: float = 0.01, # slices with less foreground (fraction of their area) are not scored
                  top_k: int = 3, # the volume score is the mean of the top_k per-slice scores
                  progress: bool = True, # a progress bar over the batches
+                 every_part: bool = False, # also the parts that are not fused (the volume explorer's switches); by default only the fused
                 ) -> VolumeScore:
     "Score every slice of a volume that holds foreground, each prepared as an image file; stack the maps into a 3-D anomaly map."
     if not getattr(scorer, 'norms', None): raise RuntimeError('the scorer is not calibrated: open a trained run with mtlmad.jobs.open_scorer')
@@ -96,7 +97,7 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(
     if not len(scored): raise ValueError(f'{vol.path}: no {axis} slice holds {min_foreground:.0%} foreground; nothing to score')
     x = to_model(slices[scored], size, getattr(cfg, 'intensity', 'none'), getattr(cfg, 'channels', 1))   # as an image file
     if hasattr(scorer, 'check_inputs'): scorer.check_inputs(x, vol.path)
-    res = scorer.score(x, batch_size, progress=progress)
+    res = scorer.score(x, batch_size, progress=progress, every_part=every_part)
     slice_scores, task_slice = _per_slice(len(slices), scored, res.scores), {t: _per_slice(len(slices), scored, s) for t, s in res.task_scores.items()}
     amap = maps_to_volume(res.maps, scored, vol.shape, axis, sigma_z)
     top = np.sort(res.scores)[::-1][:max(1, top_k)]

@@ -51,7 +51,7 @@ def run_figures(run, # a run folder or a shipped run's name
     "The run's image AUROC, pixel AUROC and AUPRO on a split (percent), fused and per task; and its image scores."
     scorer = open_scorer(run, device='cpu')
     es = load_run_split(run, scorer.cfg, data, split)
-    res = scorer.score(es.images)
+    res = scorer.score(es.images, every_part=True)
     m = task_metrics(es, res, scorer.sigma)
     keep = lambda d: {k: round(float(d[k]), 2) for k in FIGURES if k in d}
     figs = {'split': split, 'images': len(es), 'anomalous': int(es.labels.sum()),

@@ -72,6 +72,21 @@ def test_mac_breakdown_counts_and_shares_the_trunk():
     assert 0.5 < mc['ratio'] < 1
 
 
+def test_scoring_macs_runs_the_fused_heads_and_counts_the_mirror_part():
+    from mtlmad.mirror import mirror_macs
+    cfg = MTLConfig(image_size=32, width=8)
+    x = cost.mri_batch(2, 32)
+    joint, tasks, singles = cost.build(cfg, torch.device('cpu'), x)
+    sm = cost.scoring_macs(joint, tasks, x)
+    assert sm['unfused'] == ['geometry'] and 'geometry' not in sm['fused']
+    every = sum(cost.count_macs([(joint, tasks)], x).values())
+    heads = cost.count_macs([(joint, {'geometry': tasks['geometry']})], x)['head']   # one head: the same as any 1-channel-input task's
+    assert sm['parts']['model (fused heads)'] == pytest.approx(every - heads, rel=1e-6)   # the geometry head is not run
+    assert sm['parts']['mirror part'] == mirror_macs(32, 6)   # the mirror part and five mirrored parts
+    assert sm['total'] == pytest.approx(sum(sm['parts'].values()))
+    assert 'NOT met' not in '\n'.join(cost.scoring_lines(sm, 32))   # far below 100 M at 32 px
+
+
 @pytest.fixture
 def one_thread():
     "Tiny models gain nothing from threads, and spinning threads stall on a busy machine."
