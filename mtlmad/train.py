@@ -33,6 +33,7 @@ def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
             max_shift: float = 0.05, # as a fraction of the side
             gamma: tuple = (0.8, 1.25), # intensity gamma range (log-uniform)
             contrast: tuple = (0.9, 1.1), # contrast range around the image mean
+            flip: float = 0.0, # chance of a left-right flip (0: none, and no random draw for it)
            ) -> torch.Tensor:
     "A random small affine and intensity jitter per image."
     b, dev = images.shape[0], images.device
@@ -42,6 +43,7 @@ def augment(images: torch.Tensor, # (B, C, S, S) in [0, 1]
     sh = (2 * u(b, 2) - 1) * max_shift * 2   # affine_grid coordinates span [-1, 1]
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.stack([torch.stack([cos, -sin, sh[:, 0]], 1), torch.stack([sin, cos, sh[:, 1]], 1)], 1)
+    if flip > 0: theta[:, :, 0] *= torch.where(u(b) < flip, -1.0, 1.0)[:, None]   # x read from -x: the image mirrored
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     x = F.grid_sample(images, grid, mode='bilinear', padding_mode='reflection', align_corners=False)
     g = torch.exp(math.log(gamma[0]) + (math.log(gamma[1]) - math.log(gamma[0])) * u(b)).view(-1, 1, 1, 1)
