@@ -217,8 +217,8 @@ def scoring_lines(sm: dict, size: int) -> list:
     "The default scoring's multiply-accumulates, part by part, against the bar."
     L = [f'## What scoring one {size} px image costs with the default scoring: multiply-accumulates', '',
          '| part | MMAC |', '|---|---|']
-    L += [f"| {p} | {v / 1e6:.1f} |" for p, v in sm['parts'].items()]
-    L += [f"| **total** | **{sm['total'] / 1e6:.1f}** |", '',
+    L += [f"| {p} | {v / 1e6:.2f} |" for p, v in sm['parts'].items()]
+    L += [f"| **total** | **{sm['total'] / 1e6:.2f}** |", '',
           f"The model runs the heads of the fused tasks ({', '.join(sm['fused'])}); "
           + (f"{', '.join(sm['unfused'])} is trained but not fused, so only its trunk runs, for the feature part. " if sm['unfused'] else '')
           + f"The bar is {sm['bar'] / 1e6:.0f} M: {'met' if sm['total'] <= sm['bar'] else 'NOT met'}.", '']

@@ -1,11 +1,13 @@
-"""How far a cheaper midline search strays from the package's: the lines `mtlmad.mirror.find_midlines` finds with a first
-search at other sizes, against the lines it finds with `COARSE`, on the images of dataset folders.
+"""How far a cheaper midline search strays from a reference one: the lines `mtlmad.mirror.find_midlines` finds with a first
+search at other sizes, against the lines it finds with a first search at --reference px (0.2.13's 32), on the images
+of dataset folders.
 
-    python bench/midline_search.py DATA [DATA ...] [--coarse 24,16] [--splits valid,test] [--image-size 128]
+    python bench/midline_search.py DATA [DATA ...] [--coarse 24,16] [--reference 32] [--splits valid,test] [--image-size 128]
 
 For each first-search size, per image: the angle between the two lines (degrees), how far apart they cross the tissue's
 centre (pixels at --image-size), and the refined mismatch (mean squared grey difference from the mirror image at `SEARCH`
-px) of the cheaper line over the package's (1.0: as good). And what each search costs (`mirror_macs`). No model runs."""
+px) of the cheaper line over the reference's (1.0: as good). And what each search costs (`mirror_macs`). No model runs.
+The package searches at `COARSE` px first (32; 24 was measured in 0.2.14 and not taken)."""
 import argparse, math, sys
 
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from mtlmad.data.loading import load_split
-from mtlmad.mirror import COARSE, SEARCH, find_midlines, mirror_macs, reflect, tissue_centres
+from mtlmad.mirror import SEARCH, find_midlines, mirror_macs, reflect, tissue_centres
 from mtlmad.ops import foreground
 
 
@@ -30,6 +32,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('data', nargs='+')
     ap.add_argument('--coarse', default='24,16')
+    ap.add_argument('--reference', type=int, default=32, help='first-search side of the lines compared against')
     ap.add_argument('--splits', default='valid,test')
     ap.add_argument('--image-size', type=int, default=128)
     a = ap.parse_args()
@@ -39,7 +42,7 @@ def main():
     print('|---|---|---|---|---|---|---|')
     for d in a.data:
         x = torch.cat([load_split(d, s, a.image_size).images for s in a.splits.split(',')])
-        ref = find_midlines(x)
+        ref = find_midlines(x, coarse=a.reference)
         cx, cy = tissue_centres(foreground(x.float().mean(1, keepdim=True))).T
         base = mismatch_at(x, ref)
         for c in sizes:
@@ -54,7 +57,7 @@ def main():
             ratio = mismatch_at(x, th) / np.maximum(base, 1e-12)
             q = lambda v: f'{np.median(v):.2f} / {np.percentile(v, 95):.2f} / {v.max():.2f}'
             print(f'| {d} | {c} px | {len(x)} | {q(da)} | {q(dx)} | {q(ratio)} | {mirror_macs(a.image_size, 6, coarse=c) / 1e6:.2f} |')
-        print(f'| {d} | {COARSE} px (the package) | {len(x)} | | | | {mirror_macs(a.image_size, 6) / 1e6:.2f} |', flush=True)
+        print(f'| {d} | {a.reference} px (the reference) | {len(x)} | | | | {mirror_macs(a.image_size, 6, coarse=a.reference) / 1e6:.2f} |', flush=True)
 
 
 if __name__ == '__main__':

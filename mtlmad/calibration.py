@@ -16,6 +16,7 @@ from fastcore.basics import patch
 from scipy import ndimage
 
 from .ops import gaussian_blur, foreground
+from .mirror import COARSE
 
 # %% auto #0
 __all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'ScoringConfig', 'foreground_masks', 'mask_outside',
@@ -41,7 +42,7 @@ class ScoringConfig:
     brighter: tuple = () # tasks whose error counts only where the image is brighter than their output (`intensity_error`)
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
     top_parts: int = 2 # each fused score and pixel: the mean of this many largest part z-scores (0: of every part)
-    groups: tuple = (('inpaint', 'denoise'),) # parts counted as one before `top_parts`: at each image and pixel, their largest z
+    groups: tuple = (('inpaint', 'denoise'), ('lookup', 'mirror')) # parts counted as one before `top_parts`: at each image and pixel, their largest z
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
     features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
@@ -52,6 +53,7 @@ class ScoringConfig:
     mirror: str = 'brighter' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
     mirror_floor: float = 0.1 # floor of the mirror part's per-location spread, a fraction of its spread (`make_reference`)
     mirrored: tuple = ('inpaint', 'denoise', 'tissue', 'pseudo_anomaly', 'features') # parts whose error map counts as its difference from its own mirror image (`mtlmad.mirror`)
+    mirror_search: int = COARSE # side in pixels of the first midline search (`mtlmad.mirror.find_midlines`'s `coarse`)
 
     def __post_init__(self):
         ss = self.score_sigma
@@ -89,6 +91,7 @@ def _check(self: ScoringConfig):
         if not (isinstance(v, (int, float)) and v >= 0): raise ValueError(f'{name} must be a number >= 0, got {v!r}')
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
+    if not (_whole(self.mirror_search) and self.mirror_search >= 4): raise ValueError(f'mirror_search must be a whole number >= 4, got {self.mirror_search!r}')
     if self.lookup not in LOOKUP_SIDES:
         raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
     if self.mirror not in LOOKUP_SIDES:
@@ -104,6 +107,7 @@ def _check(self: ScoringConfig):
     object.__setattr__(self, 'top_parts', int(self.top_parts))
     object.__setattr__(self, 'feature_bank', int(self.feature_bank))
     object.__setattr__(self, 'erode', int(self.erode))
+    object.__setattr__(self, 'mirror_search', int(self.mirror_search))
 
 # %% ../nbs/06a_calibration.ipynb #098ea974
 @patch

@@ -39,7 +39,7 @@ def reflect(images: torch.Tensor, # (N, C, S, S)
 ANGLES = tuple(range(-20, 21, 2))   # degrees the midline may lean from the vertical (the first search)
 SHIFTS = tuple(range(-8, 9, 2))     # pixels (at `SEARCH` px) the midline may lie off the tissue's centre (the first search)
 SEARCH = 64                         # the best line is refined at this side ...
-COARSE = 32                         # ... after a first search at this side
+COARSE = 32                         # ... after a first search at this side (24: not taken, bench/ablation.md, mtlmad 0.2.14)
 REFINE = ((-1, 0, 1), (-1, 0, 1))   # then its neighbours: degrees, and pixels at `SEARCH` px
 
 def tissue_centres(mask: torch.Tensor, # (N, 1, S, S) tissue (`mtlmad.ops.foreground`)

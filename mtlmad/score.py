@@ -275,7 +275,7 @@ class Scorer:
             if MIRROR in parts: m[MIRROR] = b.float().mean(1)   # the grey level, less its mirror image below: the asymmetry
             mirrored = [t for t in (*self.scoring.mirrored, MIRROR) if t in m]
             if mirrored:   # each part less its mirror image about the image's midline (`mtlmad.mirror`): what both sides share cancels
-                d = mirror_difference(torch.stack([m[t].float().cpu() for t in mirrored], 1), find_midlines(b))
+                d = mirror_difference(torch.stack([m[t].float().cpu() for t in mirrored], 1), find_midlines(b, coarse=self.scoring.mirror_search))
                 for i, t in enumerate(mirrored): m[t], s[t] = d[:, i], top_fraction_mean(d[:, i])
             for t in parts:
                 maps[t].append(m[t].cpu().numpy()); scores[t].append(s[t].cpu().numpy())
@@ -448,4 +448,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'lookup_map' not in saved: saved['lookup_map'] = ''   # before 0.2.12: the lookup part fused in the map like every part
     if 'mirror' not in saved: saved['mirror'] = ''   # runs before 0.2.13 have no mirror part
     if 'mirrored' not in saved: saved['mirrored'] = ()   # ... and no mirrored parts
+    if 'mirror_search' not in saved: saved['mirror_search'] = 32   # 0.2.13 searched for the midline at 32 px first
     return ScoringConfig.from_dict({**saved, **ov})

@@ -139,7 +139,7 @@ def predict_volume(run, # a run folder from `train_run` (or an open `Scorer`)
                    path, # a NIfTI file or DICOM series folder (or a `Volume` read from one)
                    out, # folder for the maps and scores
                    axis: str = 'axial', # slicing axis
-                   task_maps: bool = False, # also write each task's 3-D map
+                   task_maps: bool = False, # also write each part's 3-D map, every part's (the unfused tasks' too)
                    device='auto', # where the model runs
                    batch_size: int = 16,
                    sigma_z: float = 1.0, # smoothing across slices, in slices
@@ -149,7 +149,7 @@ def predict_volume(run, # a run folder from `train_run` (or an open `Scorer`)
     vol = path if isinstance(path, Volume) else read_volume(path)  # every check before anything is written
     path = Path(vol.path)
     scorer = open_scorer(run, device) if isinstance(run, (str, Path)) else run
-    vs = score_volume(scorer, vol, axis, batch_size=batch_size, sigma_z=sigma_z, progress=progress)
+    vs = score_volume(scorer, vol, axis, batch_size=batch_size, sigma_z=sigma_z, progress=progress, every_part=task_maps)   # each part's map: fused or not
     out, stem = Path(out), volume_stem(path)
     written = _write_volume_maps(vol, vs, out, stem, task_maps)
     nan = lambda a: [None if not np.isfinite(x) else round(float(x), 5) for x in a]

@@ -347,7 +347,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     save_checkpoint(tmp_path / 'v026' / 'model.pt', res.model, res.tasks, TINY, norm=v026)   # 0.2.6 saved no groups
     three = dict(allp, fusion_tasks=back.parts[:3])   # the pair below and one more part: the pair's vote decides the top two
     alone = open_scorer(tmp_path / 'v026', device='cpu', scoring=three)
-    assert alone.groups == () and back.groups == (('inpaint', 'denoise'),)   # every part on its own, as 0.2.6 fused
+    assert alone.groups == () and back.groups == (('inpaint', 'denoise'), ('lookup', 'mirror'))   # every part on its own, as 0.2.6 fused
     pair = (tuple(back.parts[:2]),)   # two of this tiny run's parts counted as one
     one = open_scorer(tmp_path / 'v026', device='cpu', scoring=dict(three, groups=pair))   # a fusion setting: no calibration
     got, want = one.score(IMGS), alone.score(IMGS).refuse(alone.norms, back.parts[:3], 'mean', 1.5, 2, pair)
