@@ -267,9 +267,9 @@ def wrapped_scorer(run, src):
         except KeyError: raise ValueError(f'an image that is none of {src}\'s frames: the wrapped run scores only those') from None
 
     class Wrapped(score.Scorer):
-        def errors(self, images, batch_size=16, progress=False, desc='scoring'):
+        def errors(self, images, batch_size=16, progress=False, desc='scoring', parts=None):
             got = crop_of(images)
-            maps, scores, gates = score.Scorer.errors(self, torch.stack([g[0] for g in got]), batch_size, progress, desc)
+            maps, scores, gates = score.Scorer.errors(self, torch.stack([g[0] for g in got]), batch_size, progress, desc, parts)
             for t in maps:
                 if t == LOOKUP:   # the frame's own grey level, as the package's lookup part
                     grey = images.cpu().float().mean(1); maps[t], scores[t] = grey.numpy(), top_fraction_mean(grey).numpy()
