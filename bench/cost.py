@@ -2,7 +2,8 @@
 and the joint model's five tasks against five single-task models run one after another.
 
     python bench/cost.py --device auto|cpu|cuda [--image-size 128] [--batch 16] [--out FILE.json]
-    python bench/cost.py --macs-only          (what scoring one image costs with the default scoring, and nothing else)
+    python bench/cost.py --macs-only [--run demo]   (what scoring one image costs with the default scoring, and nothing else;
+                                                     --run: a trained run's model, which routes its images its own way)
                          [--repeats N] [--scale-batch B] [--sizes 64,128,256] [--experts 2,4,8] [--train-steps N]
 
 Everything is timed on the full scoring path (`mtlmad.score.task_errors`: every task's inference inputs, one
@@ -289,6 +290,7 @@ def main():
     ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
     ap.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default); 1 is far faster on a busy shared CPU')
     ap.add_argument('--macs-only', action='store_true', help="print the default scoring's multiply-accumulates and stop")
+    ap.add_argument('--run', default=None, help="with --macs-only: count this trained run's model (a run folder or 'demo') instead of one built afresh")
     ap.add_argument('--mem-worker', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
@@ -314,7 +316,11 @@ def main():
     joint, tasks, singles = build(cfg, dev, x)
     x = x.to(dev)
     if a.macs_only:   # the counts alone: no timing, no memory (they do not depend on the machine's load)
-        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x[:2]), a.image_size))); return
+        if a.run:   # a trained run routes its images its own way: count its model, one image at a time as well as in pairs
+            from mtlmad.jobs import open_scorer
+            sc = open_scorer(a.run, 'cpu'); joint, tasks = sc.model, sc.tasks
+            x = mri_batch(a.batch, sc.cfg.image_size)
+        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x[:1]), x.shape[-1]))); return
     r['params'] = dict(joint=joint.n_params, single={n: m.n_params for n, m in singles.items()},
                        singles_total=sum(m.n_params for m in singles.values()))
     say(f"parameters: joint {joint.n_params:,}, singles {r['params']['singles_total']:,}")

@@ -87,6 +87,16 @@ def test_scoring_macs_runs_the_fused_heads_and_counts_the_mirror_part():
     assert 'NOT met' not in '\n'.join(cost.scoring_lines(sm, 32))   # far below 100 M at 32 px
 
 
+def test_cost_macs_only_counts_a_trained_run():
+    import re, subprocess
+    out = subprocess.run([sys.executable, str(Path(cost.__file__)), '--macs-only', '--run', 'demo', '--device', 'cpu', '--threads', '1'],
+                         capture_output=True, text=True, check=True).stdout
+    rows = dict(re.findall(r'^\| (model \(fused heads\)|feature part|mirror part) \| ([\d.]+) \|$', out, re.M))
+    total = float(re.search(r'\*\*total\*\* \| \*\*([\d.]+)\*\*', out).group(1))
+    assert len(rows) == 3 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
+    assert 'geometry is trained but not fused' in out
+
+
 @pytest.fixture
 def one_thread():
     "Tiny models gain nothing from threads, and spinning threads stall on a busy machine."
