@@ -312,15 +312,16 @@ def main():
     say = lambda *m: print(f'[{time.time() - t_start:6.1f}s]', *m, flush=True)
     say(f"device {r['machine'].get('gpu') or r['machine'].get('cpu_model', r['machine']['cpu'])}, load {load_before}")
 
+    if a.macs_only:   # the counts alone: no timing, no memory (they do not depend on the machine's load)
+        if a.run:   # a trained run routes its images its own way: its own model is counted
+            from mtlmad.jobs import open_scorer
+            sc = open_scorer(a.run, 'cpu'); joint, tasks, size = sc.model, sc.tasks, sc.cfg.image_size
+        else: size = a.image_size; joint, tasks, _ = build(cfg, dev, mri_batch(a.batch, size))
+        x = mri_batch(1, size).to(next(joint.parameters()).device)   # one image: what it costs alone
+        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x), size))); return
     x = mri_batch(a.batch, a.image_size)
     joint, tasks, singles = build(cfg, dev, x)
     x = x.to(dev)
-    if a.macs_only:   # the counts alone: no timing, no memory (they do not depend on the machine's load)
-        if a.run:   # a trained run routes its images its own way: count its model, one image at a time as well as in pairs
-            from mtlmad.jobs import open_scorer
-            sc = open_scorer(a.run, 'cpu'); joint, tasks = sc.model, sc.tasks
-            x = mri_batch(a.batch, sc.cfg.image_size)
-        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x[:1]), x.shape[-1]))); return
     r['params'] = dict(joint=joint.n_params, single={n: m.n_params for n, m in singles.items()},
                        singles_total=sum(m.n_params for m in singles.values()))
     say(f"parameters: joint {joint.n_params:,}, singles {r['params']['singles_total']:,}")

@@ -8,24 +8,21 @@ For each first-search size, per image: the angle between the two lines (degrees)
 centre (pixels at --image-size), and the refined mismatch (mean squared grey difference from the mirror image at `SEARCH`
 px) of the cheaper line over the reference's (1.0: as good). And what each search costs (`mirror_macs`). No model runs.
 The package searches at `COARSE` px first (32; 24 was measured in 0.2.14 and not taken)."""
-import argparse, math, sys
+import argparse
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from mtlmad.data.loading import load_split
-from mtlmad.mirror import SEARCH, find_midlines, mirror_macs, reflect, tissue_centres
+from mtlmad.mirror import SEARCH, find_midlines, mirror_macs, mirror_mismatch, tissue_centres
 from mtlmad.ops import foreground
 
 
 def mismatch_at(images, thetas, size=SEARCH) -> np.ndarray:
-    "Each image's mean squared grey difference from its mirror image about its line, where either holds tissue, at `size` px."
+    "Each image's `mirror_mismatch` about its line at `size` px, as `find_midlines` refines it."
     grey = images.float().mean(1, keepdim=True); tissue = foreground(grey)
-    g, t = F.interpolate(grey, size, mode='area'), F.interpolate(tissue, size, mode='area')
-    r = reflect(torch.cat([g, t], 1), thetas)
-    w = ((t + r[:, 1:]) > 0.5).float()
-    return (((r[:, :1] - g) ** 2 * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp(min=1)).numpy()
+    return mirror_mismatch(F.interpolate(grey, size, mode='area'), F.interpolate(tissue, size, mode='area'), thetas).numpy()
 
 
 def main():

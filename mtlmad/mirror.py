@@ -15,7 +15,7 @@ from .ops import foreground
 
 # %% auto #0
 __all__ = ['ANGLES', 'SHIFTS', 'SEARCH', 'COARSE', 'REFINE', 'SEARCH_MACS', 'reflection', 'reflect', 'tissue_centres',
-           'find_midlines', 'mirror_difference', 'asymmetry', 'mirror_macs']
+           'mirror_mismatch', 'find_midlines', 'mirror_difference', 'asymmetry', 'mirror_macs']
 
 # %% ../nbs/06d_mirror.ipynb #cef6c08c
 def reflection(angle: torch.Tensor, # (M,) radians the mirror line leans from the vertical
@@ -57,12 +57,19 @@ def _candidates(angles, shifts, size):
                           torch.tensor(shifts, dtype=torch.float32) * 2 / size, indexing='ij')
     return a.flatten(), d.flatten()
 
-def _mismatch(grey, tissue, angle, shift, cx, cy):
-    "One image's (1,1,s,s) mean squared grey difference from its mirror image about each line, where either holds tissue."
-    th = reflection(angle, cx + shift, cy.expand(len(angle)))
-    r = reflect(torch.cat([grey, tissue], 1).expand(len(angle), -1, -1, -1), th)
+def mirror_mismatch(grey: torch.Tensor, # (N, 1, s, s) grey levels
+                    tissue: torch.Tensor, # (N, 1, s, s) their tissue (`mtlmad.ops.foreground`, shrunk alike)
+                    thetas: torch.Tensor, # (N, 2, 3) a reflection for each (`reflection`)
+                   ) -> torch.Tensor:
+    "Each image's mean squared grey difference from its mirror image (N,), where either holds tissue: how badly the line fits."
+    r = reflect(torch.cat([grey, tissue], 1), thetas)
     w = ((tissue + r[:, 1:]) > 0.5).float()
     return ((r[:, :1] - grey) ** 2 * w).sum((1, 2, 3)) / w.sum((1, 2, 3)).clamp(min=1)
+
+def _mismatch(grey, tissue, angle, shift, cx, cy):
+    "One image's (1,1,s,s) `mirror_mismatch` about each line through (cx + shift, cy) leaning by angle."
+    n = len(angle)
+    return mirror_mismatch(grey.expand(n, -1, -1, -1), tissue.expand(n, -1, -1, -1), reflection(angle, cx + shift, cy.expand(n)))
 
 # %% ../nbs/06d_mirror.ipynb #5e1d0b7a
 def find_midlines(images: torch.Tensor, # (N, C, S, S) in [0, 1]
@@ -72,14 +79,14 @@ def find_midlines(images: torch.Tensor, # (N, C, S, S) in [0, 1]
     grey = images.detach().float().cpu().mean(1, keepdim=True)
     tissue = foreground(grey)
     cx, cy = tissue_centres(tissue).T
-    coarse, fine = [(F.interpolate(grey, s, mode='area'), F.interpolate(tissue, s, mode='area')) for s in (coarse, size)]
+    small, full = [(F.interpolate(grey, s, mode='area'), F.interpolate(tissue, s, mode='area')) for s in (coarse, size)]
     a, d = _candidates(angles, shifts, size)
     da, dd = _candidates(*REFINE, size)
     best = []
     for i in range(len(grey)):
-        j = int(_mismatch(coarse[0][i:i + 1], coarse[1][i:i + 1], a, d, cx[i], cy[i]).argmin())
+        j = int(_mismatch(small[0][i:i + 1], small[1][i:i + 1], a, d, cx[i], cy[i]).argmin())
         a2, d2 = a[j] + da, d[j] + dd   # the best line's neighbours, on the finer image
-        k = int(_mismatch(fine[0][i:i + 1], fine[1][i:i + 1], a2, d2, cx[i], cy[i]).argmin())
+        k = int(_mismatch(full[0][i:i + 1], full[1][i:i + 1], a2, d2, cx[i], cy[i]).argmin())
         best.append(reflection(a2[k:k + 1], cx[i:i + 1] + d2[k:k + 1], cy[i:i + 1])[0])
     return torch.stack(best) if best else torch.zeros(0, 2, 3)
 
