@@ -260,7 +260,7 @@ class CalibratedLookupBaseline:
     floors = (0.01, 0.02, 0.05, 0.1)  # the floors `choose_floor` tries on a validation split
     def __init__(self, k: int = ScoringConfig.k, # similar normal training images that calibrate each image
                  floor: float = 0.05, # the spread's floor (see `make_reference`); `fit` chooses it on validation images
-                 score_sigma: float = ScoringConfig.score_sigma, # smoothing of the z-map before its maximum is the image score
+                 score_sigma=(0.5, 4.0), # smoothings of the z-map before its maxima, which add up, are the image score: the recipe these baselines were measured with (mtlmad's default up to 0.2.14)
                  sigma: float = ScoringConfig.sigma, # smoothing of the returned map, in pixels
                  erode: int = ScoringConfig.erode, # pixels taken off the tissue's edge (see `foreground_masks`)
                  two_sided: bool = False, # score |z|: darker than normal counts as well as brighter

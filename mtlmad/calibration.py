@@ -19,8 +19,9 @@ from .ops import gaussian_blur, foreground
 from .mirror import COARSE
 
 # %% auto #0
-__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'ScoringConfig', 'foreground_masks', 'mask_outside',
-           'region_max', 'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'calibrated_errors']
+__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'ScoringConfig', 'foreground_masks',
+           'mask_outside', 'region_max', 'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z',
+           'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -28,13 +29,15 @@ LOOKUP = 'lookup'   # the part whose map is the image itself (`ScoringConfig.loo
 LOOKUP_SIDES = ('', 'both', 'brighter')   # no lookup part; its z either way; brighter than similar normals only
 LOOKUP_MAPS = ('', 'mean', 'max')   # the lookup part in the fused map: as every part; mean / larger of it and the other parts' map
 MIRROR = 'mirror'   # the part whose map is the image against its own mirror image (`ScoringConfig.mirror`, `mtlmad.mirror`)
+SCALE_RULES = ('sum', 'max')   # a part's image score from its maxima at several smoothings: their sum; the largest of their z-scores
 
 @dataclass(frozen=True)
 class ScoringConfig:
     "How a run turns per-task errors into scores and maps: one set of defaults, saved whole with its calibration."
     k: int = 10 # similar normal reference images per image (`local_z`)
     sigma: float = 2.0 # smoothing of the maps, in pixels (`fuse_maps`)
-    score_sigma: float | tuple = (0.5, 4.0) # smoothing(s) of a task's map before its maximum (`image_scores`)
+    score_sigma: float | tuple = (0.5, 2.0, 8.0) # smoothing(s) of a task's map before its maximum (`image_scores`)
+    score_scales: str = 'max' # one of `SCALE_RULES`: 'max': each smoothing's maximum as a z-score against the calibration normals, the largest counts (`TaskNorm.scale_z`); 'sum': the maxima add up
     floor: float = 0.5 # floor of the per-location spread, a fraction of the task's spread (`make_reference`)
     erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
     ref_sigma: float = 1.0 # smoothing of the reference mean and spread (`local_z`)
@@ -83,6 +86,7 @@ def _check_groups(groups):
 def _check(self: ScoringConfig):
     "Clear errors for settings that cannot score."
     if self.fusion not in FUSIONS: raise ValueError(f'fusion must be one of {FUSIONS}, got {self.fusion!r}')
+    if self.score_scales not in SCALE_RULES: raise ValueError(f'score_scales must be one of {SCALE_RULES}, got {self.score_scales!r}')
     if not (_whole(self.k) and self.k >= 1): raise ValueError(f'k must be a whole number >= 1, got {self.k!r}')
     if not (_whole(self.erode) and self.erode >= 0): raise ValueError(f'erode must be a whole number >= 0, got {self.erode!r}')
     ss = self.score_sigma if isinstance(self.score_sigma, tuple) else (self.score_sigma,)
@@ -171,10 +175,12 @@ def region_max(maps: np.ndarray, fg: np.ndarray) -> np.ndarray:
 def image_scores(maps: np.ndarray, # (N,H,W) calibrated maps
                  fg: np.ndarray, # (N,H,W) bool: the pixels that count
                  score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # smoothing before the maximum; several: their maxima add up
+                 per_scale: bool = False, # keep each smoothing's maximum: (N, smoothings) instead of their sum
                 ) -> np.ndarray:
-    "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given."
+    "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given (or one per smoothing)."
     sigmas = score_sigma if isinstance(score_sigma, (list, tuple)) else [score_sigma]
-    return np.sum([region_max(gaussian_blur(maps, s), fg) for s in sigmas], axis=0)
+    s = np.stack([region_max(gaussian_blur(maps, sg), fg) for sg in sigmas], -1)
+    return s if per_scale else s.sum(-1)
 
 # %% ../nbs/06a_calibration.ipynb #c3d9f1b4
 def image_thumbs(images: torch.Tensor, size: int = 16) -> np.ndarray:
@@ -250,9 +256,10 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       foreground_only: bool = ScoringConfig.foreground_only, # False: every pixel counts
                       rms_parts=ScoringConfig.rms_parts, # see `local_z`
                       both_sides=(), # see `local_z`
+                      per_scale: bool = False, # each score one per smoothing, (N, smoothings) (`image_scores`)
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
     if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, both_sides)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-    return maps, {t: image_scores(m, fg, score_sigma) for t, m in maps.items()}, fg
+    return maps, {t: image_scores(m, fg, score_sigma, per_scale) for t, m in maps.items()}, fg

@@ -27,8 +27,8 @@ from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
 # %% auto #0
-__all__ = ['feature_map', 'task_errors', 'TaskNorm', 'largest_mean', 'merge_groups', 'fuse_maps', 'fuse_scores', 'Prediction',
-           'ScoreResult', 'Scorer', 'saved_scoring']
+__all__ = ['feature_map', 'task_errors', 'largest_z', 'TaskNorm', 'largest_mean', 'merge_groups', 'fuse_maps', 'fuse_scores',
+           'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -78,6 +78,14 @@ def task_errors(model, # an `MTLModel` (or anything with `forward_tasks`)
 
 
 # %% ../nbs/06_score.ipynb #8611a0a2
+def largest_z(s, # (..., smoothings) a part's maxima, one per smoothing of its map
+              mean, std, # (smoothings,) those of normal images
+             ) -> np.ndarray:
+    "Each smoothing's maximum as a z-score against the normals', the largest of them (`ScoringConfig.score_scales='max'`)."
+    s = np.asarray(s, np.float64)
+    if s.shape[-1] != len(mean): raise ValueError(f'{s.shape[-1]} smoothings scored, the norms hold {len(mean)}: calibrate the run again')
+    return ((s - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)).max(-1)
+
 @dataclass
 class TaskNorm:
     "Statistics of one task's errors on held-out normal images."
@@ -86,14 +94,24 @@ class TaskNorm:
     map_mean: float
     map_std: float
     normal_scores: list  # sorted, for rank fusion
+    scale_mean: list | None = None  # per smoothing of the image score (`ScoringConfig.score_scales='max'`): the normals' mean maximum
+    scale_std: list | None = None   # ... and its spread; None: the maxima add up (`'sum'`)
 
     @classmethod
     def from_errors(cls, scores: np.ndarray, maps: np.ndarray, eps: float = 1e-6):
-        "Fit from the scores (N,) and maps (N,H,W) of normal images."
+        "Fit from the scores (N,) and maps (N,H,W) of normal images; scores (N, smoothings) are first made one by `scale_z`."
         scores, maps = np.asarray(scores, np.float64), np.asarray(maps, np.float64)
         if len(scores) < 2: raise ValueError(f'need at least 2 normal images to normalise a task, got {len(scores)}')
         if not np.isfinite(scores).all() or not np.isfinite(maps).all(): raise ValueError('normal-image errors hold NaN or Inf: the model or its inputs are broken')
-        return cls(float(scores.mean()), float(max(scores.std(), eps)), float(maps.mean()), float(max(maps.std(), eps)), sorted(map(float, scores)))
+        scale = [None, None]
+        if scores.ndim == 2:   # one maximum per smoothing: each as a z-score against the normals', the largest counts
+            scale = [scores.mean(0).tolist(), np.maximum(scores.std(0), eps).tolist()]
+            scores = largest_z(scores, *scale)
+        return cls(float(scores.mean()), float(max(scores.std(), eps)), float(maps.mean()), float(max(maps.std(), eps)), sorted(map(float, scores)), *scale)
+
+    def scale_z(self, s):
+        "Scores with one maximum per smoothing (N, smoothings) as one (N,): `largest_z` against the normals'."
+        return largest_z(s, self.scale_mean, self.scale_std)
 
     def z_score(self, s): return (np.asarray(s, np.float64) - self.score_mean) / self.score_std
     def z_map(self, m): return (np.asarray(m, np.float32) - self.map_mean) / self.map_std
@@ -287,7 +305,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only', 'lookup_map'):
+for _n in ('k', 'sigma', 'score_sigma', 'score_scales', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only', 'lookup_map'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -306,16 +324,26 @@ Scorer.fusion_tasks = property(_fusion_tasks, _set_fusion_tasks, doc='The parts 
 
 # %% ../nbs/06_score.ipynb #ead7ccbd
 @patch
-def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', parts=None) -> tuple[dict, dict, dict, np.ndarray]:
+def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', parts=None,
+           per_scale: bool = False, # under `score_scales='max'`: each score one per smoothing (N, smoothings), as `calibrate` fits them
+          ) -> tuple[dict, dict, dict, np.ndarray]:
     "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel), of `parts` (None: every part)."
-    if self.crop and (self.reference is not None or self.foreground_only): return self._cropped_parts(images, batch_size, progress, desc, parts)
-    maps, scores, gates = self.errors(images, batch_size, progress, desc, parts)
-    if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
-        return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
     s = self.scoring
-    maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
-                                     s.both_sides)
+    if self.crop and (self.reference is not None or self.foreground_only): maps, scores, gates, fg = self._cropped_parts(images, batch_size, progress, desc, parts)
+    else:
+        maps, scores, gates = self.errors(images, batch_size, progress, desc, parts)
+        if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
+            return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
+        maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
+                                             s.both_sides, s.score_scales == 'max')
+    if s.score_scales == 'max' and not per_scale: scores = {t: self._one_score(t, v) for t, v in scores.items()}
     return maps, scores, gates, fg
+
+@patch
+def _one_score(self: Scorer, part: str, s: np.ndarray) -> np.ndarray:
+    "A part's maxima at each smoothing (N, smoothings) as its score (N,): `TaskNorm.scale_z` once calibrated, their sum before that."
+    n = self.norms.get(part)
+    return n.scale_z(s) if n is not None and n.scale_mean is not None else np.asarray(s).sum(-1)
 
 # %% ../nbs/06_score.ipynb #ecbbf97b
 @patch
@@ -326,12 +354,13 @@ def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='sc
     maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc, parts)
     look = LOOKUP in maps
     if look: del maps[LOOKUP], scores[LOOKUP]   # made on the frame below
-    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts)
+    per = s.score_scales == 'max'   # one maximum per smoothing: `_parts` makes them one
+    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, (), per)
     maps = {t: uncrop(m, boxes, size) for t, m in maps.items()}
     if look:
         if self.frame_reference is None: raise ValueError('a cropped run scores its lookup part against normal frames, and this scorer holds none: calibrate it again')
         lm, ls, _ = calibrated_errors({LOOKUP: images.float().mean(1).cpu().numpy()}, images, self.frame_reference, s.k, s.score_sigma,
-                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides)
+                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, per)
         maps[LOOKUP], scores[LOOKUP] = lm[LOOKUP], ls[LOOKUP]
     fg = foreground_masks(images, s.erode) if s.foreground_only else np.ones((len(images), size, size), bool)
     return maps, scores, gates, fg
@@ -377,7 +406,7 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
                                                   part_floors=self.scoring.part_floors)
         self.reference = make_reference(maps, image_thumbs(ref), foreground_masks(ref, self.erode), floor=self.floor, k=self.k,
                                         part_floors=self.scoring.part_floors)
-    maps, scores, _, fg = self._parts(normal_images, batch_size, progress, 'calibrating: each part')
+    maps, scores, _, fg = self._parts(normal_images, batch_size, progress, 'calibrating: each part', per_scale=True)
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.parts}
     return self.norms
@@ -449,4 +478,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'mirror' not in saved: saved['mirror'] = ''   # runs before 0.2.13 have no mirror part
     if 'mirrored' not in saved: saved['mirrored'] = ()   # ... and no mirrored parts
     if 'mirror_search' not in saved: saved['mirror_search'] = 32   # 0.2.13 searched for the midline at 32 px first
+    if 'score_scales' not in saved: saved['score_scales'] = 'sum'   # before 0.2.15 a part's maxima at each smoothing add up
     return ScoringConfig.from_dict({**saved, **ov})

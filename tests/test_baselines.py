@@ -129,13 +129,15 @@ def _bump(x, v, cols):
 
 
 def test_lookup_is_mtlmads_scoring_of_the_intensity():
-    from mtlmad.calibration import ScoringConfig, calibrated_errors, foreground_masks, image_thumbs, make_reference
+    "The lookup scores the intensity as mtlmad scored a part up to 0.2.14: maxima at 0.5 and 4 px, added up (its measured recipe)."
+    from mtlmad.calibration import calibrated_errors, foreground_masks, image_thumbs, make_reference
     from mtlmad.ops import gaussian_blur
     train, test = _tissue(16), _tissue(5, seed=1)
     b = fit_baseline('lookup', train)
     assert (b.floor, b.k, b.n_params) == (0.05, 10, 0)
     ref = make_reference({'i': train.mean(1).numpy()}, image_thumbs(train), foreground_masks(train), floor=0.05)
-    maps, scores, _ = calibrated_errors({'i': test.mean(1).numpy()}, test, ref, k=10, score_sigma=ScoringConfig.score_sigma)
+    assert b.score_sigma == (0.5, 4.0)
+    maps, scores, _ = calibrated_errors({'i': test.mean(1).numpy()}, test, ref, k=10, score_sigma=(0.5, 4.0))
     s, m = b.score(test, batch_size=2)
     np.testing.assert_allclose(s, scores['i'], rtol=1e-5)
     np.testing.assert_allclose(m, gaussian_blur(maps['i'], 2.0), rtol=1e-5, atol=1e-5)

@@ -525,3 +525,22 @@ def test_per_patient_table_separates_within_patient_from_across_patients():
     parts = per_patient.parts_table(patients, labels, {'x': z, 'only_a': z}, {'x': -z})   # B's part reverses every order
     rows = parts.splitlines()
     assert len(rows) == 3 and rows[2].startswith('| x | 75.0 → 25.0 | 100 → 0 | 100 → 0 | 100 → 0 |')
+
+
+def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
+    "score_scales.py: 'max' puts each smoothing's maximum on the normals' scale; a coarse-only anomaly wins there, not under the sum."
+    import numpy as np
+    import score_scales as ss
+    rng = np.random.default_rng(0)
+    k = len(ss.SIGMAS)
+    def split(n_normal, faint, sharp):
+        fine = np.r_[rng.normal(5, 1, n_normal), np.full(faint, 5.0), np.full(sharp, 7.5)]   # the finest smoothing: noisy
+        coarse = np.r_[rng.normal(1, 0.1, n_normal), np.full(faint, 1.6), np.full(sharp, 1.1)]   # the coarsest: steady
+        maxima = np.stack([fine + (coarse - fine) * i / (k - 1) for i in range(k)], 1)
+        return dict(labels=[0] * n_normal + [1] * (faint + sharp), a=maxima.tolist())
+    rec = dict(data='/x/mtlmad_demo', parts=['a'], groups=[], top=2, valid=split(40, 5, 5), test=split(40, 10, 0))
+    full = (ss.SIGMAS[0], ss.SIGMAS[-1])
+    assert ss.image_auroc(rec, 'test', 'max', full) > 95 > 75 > ss.image_auroc(rec, 'test', 'sum', full)   # faint tumours: only 'max' sees them
+    t = ss.table({'r': rec})
+    assert t.splitlines()[0] == '| rule | demo valid | demo test |' and len(t.splitlines()) == 2 + len(ss.RULES)
+    assert '(+0.00, 0 of 1)' in t.splitlines()[2]   # the base row against itself
