@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from mtlmad.core import MTLConfig, get_device, seed_everything, ALL_TASKS
 from mtlmad.datasets import load_brain_mri
 from mtlmad.calibration import ScoringConfig
+from mtlmad.ops import gaussian_kernel1d
 from mtlmad.features import COMPONENTS, FEATURES, seeing_tasks
 from mtlmad.mirror import mirror_macs
 from mtlmad.moe import MTLModel
@@ -136,9 +137,19 @@ def feature_part_macs(joint, tasks, x: torch.Tensor) -> float:
     return float(cells * (d * k + 2 * k + 2 * d))
 
 
+def smoothing_macs(size: int, n_parts: int, scoring: ScoringConfig = ScoringConfig()) -> float:
+    """MACs per image of the Gaussian smoothings after the calibration: each fused part's map once per `score_sigma` before
+    its maximum (`image_scores`), and the fused map once by `sigma` (`fuse_maps`); two passes of `gaussian_kernel1d`'s taps."""
+    taps = lambda s: len(gaussian_kernel1d(s, torch.device('cpu'), torch.float32)) if s > 0 else 0
+    ss = scoring.score_sigma if isinstance(scoring.score_sigma, tuple) else (scoring.score_sigma,)
+    return float(2 * size * size * (n_parts * sum(taps(s) for s in ss) + taps(scoring.sigma)))
+
+
 def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = ScoringConfig()) -> dict:
     """MACs per image of what `Scorer.score` runs with the default scoring: the fused tasks' heads only (`MTLConfig.fused`), the
-    trunk of every task the feature part reads, the feature part, and the mirror part (`mtlmad.mirror.mirror_macs`)."""
+    trunk of every task the feature part reads, the feature part, the mirror part (`mtlmad.mirror.mirror_macs`), and the
+    smoothing of the calibrated maps (`smoothing_macs`). The per-location z-scores (a subtraction and a division a pixel) are
+    not counted."""
     fused = [t for t in joint.cfg.fused if t in tasks]
     feats = seeing_tasks(tasks, x) if scoring.features else []
     model = count_macs([(joint, tasks)], x, heads=fused, feature_tasks=feats)
@@ -146,6 +157,8 @@ def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = Scoring
     if scoring.features: parts['feature part'] = feature_part_macs(joint, tasks, x)
     n_maps = len([t for t in scoring.mirrored if t in [*fused, FEATURES]]) + bool(scoring.mirror)
     if n_maps: parts['mirror part'] = mirror_macs(x.shape[-1], n_maps)
+    n_parts = len(fused) + bool(scoring.features) + bool(scoring.lookup) + bool(scoring.mirror)
+    parts['map smoothing'] = smoothing_macs(x.shape[-1], n_parts, scoring)
     unfused = [t for t in tasks if t not in fused]
     return dict(parts=parts, total=sum(parts.values()), fused=fused, unfused=unfused, bar=100e6)
 
@@ -315,10 +328,10 @@ def main():
     if a.macs_only:   # the counts alone: no timing, no memory (they do not depend on the machine's load)
         if a.run:   # a trained run routes its images its own way: its own model is counted
             from mtlmad.jobs import open_scorer
-            sc = open_scorer(a.run, 'cpu'); joint, tasks, size = sc.model, sc.tasks, sc.cfg.image_size
-        else: size = a.image_size; joint, tasks, _ = build(cfg, dev, mri_batch(a.batch, size))
+            sc = open_scorer(a.run, 'cpu'); joint, tasks, size, scoring = sc.model, sc.tasks, sc.cfg.image_size, sc.scoring
+        else: size, scoring = a.image_size, ScoringConfig(); joint, tasks, _ = build(cfg, dev, mri_batch(a.batch, size))
         x = mri_batch(1, size).to(next(joint.parameters()).device)   # one image: what it costs alone
-        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x), size))); return
+        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x, scoring), size))); return
     x = mri_batch(a.batch, a.image_size)
     joint, tasks, singles = build(cfg, dev, x)
     x = x.to(dev)

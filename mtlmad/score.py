@@ -98,7 +98,9 @@ class TaskNorm:
     scale_std: list | None = None   # ... and its spread; None: the maxima add up (`'sum'`)
 
     @classmethod
-    def from_errors(cls, scores: np.ndarray, maps: np.ndarray, eps: float = 1e-6):
+    def from_errors(cls, scores: np.ndarray, maps: np.ndarray, eps: float = 1e-6,
+                    scale_floor: float = 0.1, # scores (N, smoothings): the floor of the spread of their largest z-scores over the normals
+                   ):
         "Fit from the scores (N,) and maps (N,H,W) of normal images; scores (N, smoothings) are first made one by `scale_z`."
         scores, maps = np.asarray(scores, np.float64), np.asarray(maps, np.float64)
         if len(scores) < 2: raise ValueError(f'need at least 2 normal images to normalise a task, got {len(scores)}')
@@ -107,6 +109,7 @@ class TaskNorm:
         if scores.ndim == 2:   # one maximum per smoothing: each as a z-score against the normals', the largest counts
             scale = [scores.mean(0).tolist(), np.maximum(scores.std(0), eps).tolist()]
             scores = largest_z(scores, *scale)
+            eps = max(eps, scale_floor)   # few normals (2 or 3) can share their largest z exactly; on real data the spread is 0.5 or more
         return cls(float(scores.mean()), float(max(scores.std(), eps)), float(maps.mean()), float(max(maps.std(), eps)), sorted(map(float, scores)), *scale)
 
     def scale_z(self, s):

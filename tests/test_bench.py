@@ -91,9 +91,12 @@ def test_cost_macs_only_counts_a_trained_run():
     import re, subprocess
     out = subprocess.run([sys.executable, str(Path(cost.__file__)), '--macs-only', '--run', 'demo', '--device', 'cpu', '--threads', '1'],
                          capture_output=True, text=True, check=True).stdout
-    rows = dict(re.findall(r'^\| (model \(fused heads\)|feature part|mirror part) \| ([\d.]+) \|$', out, re.M))
+    rows = dict(re.findall(r'^\| (model \(fused heads\)|feature part|mirror part|map smoothing) \| ([\d.]+) \|$', out, re.M))
     total = float(re.search(r'\*\*total\*\* \| \*\*([\d.]+)\*\*', out).group(1))
-    assert len(rows) == 3 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
+    assert len(rows) == 4 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
+    from mtlmad.jobs import open_scorer
+    sc = open_scorer('demo', 'cpu')   # the smoothings the shipped run scores with, seven fused parts
+    assert float(rows['map smoothing']) == pytest.approx(cost.smoothing_macs(sc.cfg.image_size, len(sc.fusion_tasks), sc.scoring) / 1e6, abs=0.01)
     assert 'geometry is trained but not fused' in out
 
 
@@ -544,3 +547,13 @@ def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
     t = ss.table({'r': rec})
     assert t.splitlines()[0] == '| rule | demo valid | demo test |' and len(t.splitlines()) == 2 + len(ss.RULES)
     assert '(+0.00, 0 of 1)' in t.splitlines()[2]   # the base row against itself
+
+
+def test_smoothing_macs_counts_two_passes_of_each_kernel():
+    from mtlmad.calibration import ScoringConfig
+    from mtlmad.ops import gaussian_kernel1d
+    taps = lambda s: len(gaussian_kernel1d(s, torch.device('cpu'), torch.float32))
+    one = ScoringConfig(score_sigma=0.5, sigma=0)   # one smoothing per part, the fused map not smoothed
+    assert cost.smoothing_macs(16, 3, one) == 2 * 16 * 16 * 3 * taps(0.5)
+    d = ScoringConfig()
+    assert cost.smoothing_macs(128, 7, d) == 2 * 128 * 128 * (7 * sum(map(taps, d.score_sigma)) + taps(d.sigma))
