@@ -6,7 +6,8 @@
 Each run (a run folder, e.g. from `bench/ablate.py --runs`) is opened as `mtlmad evaluate` opens it and scores the
 valid and test splits of the data it was trained on once: its fused parts' calibrated maps (`Scorer.raw`). From
 those maps, each part's maximum inside the tissue after smoothing by each of `SIGMAS` px. Then every rule of `RULES`
-turns them into the part's image score and fuses the parts as the run does (`groups`, `top_parts`): `sum` adds the
+turns them into the part's image score and fuses the parts with today's fusion (`ScoringConfig`'s `groups` and
+`top_parts`, whatever the run was saved with; `--run-fusion`: the run's own): `sum` adds the
 maxima of its smoothings (mtlmad up to 0.2.14, with (0.5, 4)); `max` puts each smoothing's maximum on the scale of the
 validation split's normal images (which are the run's calibration normals) and keeps the largest z, then z-scores that
 on the same normals, as `Scorer.calibrate` does (`ScoringConfig.score_scales='max'`). No model is trained and no
@@ -43,8 +44,9 @@ def maxima(run: str) -> dict:
     return out
 
 
-def image_auroc(rec: dict, split: str, rule: str, sigmas: tuple) -> float:
-    "The fused image AUROC of one run's split under one rule."
+def image_auroc(rec: dict, split: str, rule: str, sigmas: tuple, run_fusion: bool = False) -> float:
+    "The fused image AUROC of one run's split under one rule, fused as today's defaults fuse (`run_fusion`: as the run was saved)."
+    from mtlmad.calibration import ScoringConfig
     from mtlmad.score import largest_mean, merge_groups
     idx = [SIGMAS.index(s) for s in sigmas]
     normal = np.asarray(rec['valid']['labels']) == 0
@@ -57,11 +59,12 @@ def image_auroc(rec: dict, split: str, rule: str, sigmas: tuple) -> float:
             m, sd = cal[normal].mean(0), np.maximum(cal[normal].std(0), 1e-6)
             cv, v = ((cal - m) / sd).max(1), ((x - m) / sd).max(1)
         parts[t] = z(cv[normal], v)
-    fused = largest_mean(merge_groups(parts, tuple(map(tuple, rec['groups']))), rec['top'])
+    groups, top = (tuple(map(tuple, rec['groups'])), rec['top']) if run_fusion else (ScoringConfig.groups, ScoringConfig.top_parts)
+    fused = largest_mean(merge_groups(parts, groups), top)
     return 100 * roc_auc_score(rec[split]['labels'], fused)
 
 
-def table(recs: dict) -> str:
+def table(recs: dict, run_fusion: bool = False) -> str:
     "Markdown: per rule, per dataset and split, the mean image AUROC and the paired difference against BASE (models better)."
     sets = {'LGG': [r for r in recs if Path(recs[r]['data']).name.startswith('fold')]}
     sets['demo'] = [r for r in recs if r not in sets['LGG']]
@@ -72,8 +75,8 @@ def table(recs: dict) -> str:
         cells = []
         for d, runs in sets.items():
             for split in ('valid', 'test'):
-                a = np.array([image_auroc(recs[r], split, rule, sig) for r in runs])
-                b = np.array([image_auroc(recs[r], split, *BASE) for r in runs])
+                a = np.array([image_auroc(recs[r], split, rule, sig, run_fusion) for r in runs])
+                b = np.array([image_auroc(recs[r], split, *BASE, run_fusion) for r in runs])
                 cells.append(f'{a.mean():.2f} ({(a - b).mean():+.2f}, {int(((a - b) > 1e-9).sum())} of {len(a)})')
         out.append(f"| {rule} {', '.join(f'{s:g}' for s in sig)} | " + ' | '.join(cells) + ' |')
     return '\n'.join(out)
@@ -82,6 +85,7 @@ def table(recs: dict) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('out'); ap.add_argument('runs', nargs='*'); ap.add_argument('--table', action='store_true')
+    ap.add_argument('--run-fusion', action='store_true', help="fuse as each run was saved, not with today's groups and top_parts")
     a = ap.parse_args(argv)
     out = Path(a.out)
     recs = json.loads(out.read_text()) if out.exists() else {}
@@ -90,7 +94,7 @@ def main(argv=None):
         if run in recs: continue
         recs[run] = maxima(run)
         out.write_text(json.dumps(recs)); print(run, 'scored', flush=True, file=sys.stderr)
-    print(table(recs))
+    print(table(recs, a.run_fusion))
 
 
 if __name__ == '__main__': main()
