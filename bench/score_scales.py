@@ -47,18 +47,15 @@ def maxima(run: str) -> dict:
 def image_auroc(rec: dict, split: str, rule: str, sigmas: tuple, run_fusion: bool = False) -> float:
     "The fused image AUROC of one run's split under one rule, fused as today's defaults fuse (`run_fusion`: as the run was saved)."
     from mtlmad.calibration import ScoringConfig
-    from mtlmad.score import largest_mean, merge_groups
+    from mtlmad.score import TaskNorm, largest_mean, merge_groups
     idx = [SIGMAS.index(s) for s in sigmas]
     normal = np.asarray(rec['valid']['labels']) == 0
-    z = lambda c, v: (v - c.mean()) / max(c.std(), 1e-6)
     parts = {}
-    for t in rec['parts']:
+    for t in rec['parts']:   # each part normalised as `Scorer.calibrate` does it, on the validation split's normals
         cal, x = np.asarray(rec['valid'][t])[:, idx], np.asarray(rec[split][t])[:, idx]
-        if rule == 'sum': cv, v = cal.sum(1), x.sum(1)
-        else:
-            m, sd = cal[normal].mean(0), np.maximum(cal[normal].std(0), 1e-6)
-            cv, v = ((cal - m) / sd).max(1), ((x - m) / sd).max(1)
-        parts[t] = z(cv[normal], v)
+        if rule == 'sum': cal, x = cal.sum(1), x.sum(1)
+        norm = TaskNorm.from_errors(cal[normal], np.zeros((int(normal.sum()), 1, 1)))
+        parts[t] = norm.z_score(x if rule == 'sum' else norm.scale_z(x))
     groups, top = (tuple(map(tuple, rec['groups'])), rec['top']) if run_fusion else (ScoringConfig.groups, ScoringConfig.top_parts)
     fused = largest_mean(merge_groups(parts, groups), top)
     return 100 * roc_auc_score(rec[split]['labels'], fused)

@@ -105,12 +105,12 @@ class TaskNorm:
         scores, maps = np.asarray(scores, np.float64), np.asarray(maps, np.float64)
         if len(scores) < 2: raise ValueError(f'need at least 2 normal images to normalise a task, got {len(scores)}')
         if not np.isfinite(scores).all() or not np.isfinite(maps).all(): raise ValueError('normal-image errors hold NaN or Inf: the model or its inputs are broken')
-        scale = [None, None]
+        scale, score_floor = [None, None], eps
         if scores.ndim == 2:   # one maximum per smoothing: each as a z-score against the normals', the largest counts
             scale = [scores.mean(0).tolist(), np.maximum(scores.std(0), eps).tolist()]
             scores = largest_z(scores, *scale)
-            eps = max(eps, scale_floor)   # few normals (2 or 3) can share their largest z exactly; on real data the spread is 0.5 or more
-        return cls(float(scores.mean()), float(max(scores.std(), eps)), float(maps.mean()), float(max(maps.std(), eps)), sorted(map(float, scores)), *scale)
+            score_floor = max(eps, scale_floor)   # few normals (2 or 3) can share their largest z exactly; on real data the spread is 0.5 or more
+        return cls(float(scores.mean()), float(max(scores.std(), score_floor)), float(maps.mean()), float(max(maps.std(), eps)), sorted(map(float, scores)), *scale)
 
     def scale_z(self, s):
         "Scores with one maximum per smoothing (N, smoothings) as one (N,): `largest_z` against the normals'."
