@@ -297,7 +297,7 @@ class CalibratedLookupBaseline:
         for b in images.split(batch_size):
             z = local_z(self.part_maps(b), image_thumbs(b), self.reference, self.k)
             if self.two_sided: z = {t: np.abs(m) for t, m in z.items()}
-            m, s, _ = calibrated_errors(z, b, None, score_sigma=self.score_sigma, erode=self.erode)  # tissue and score
+            m, s, _ = calibrated_errors(z, b, None, score_sigma=self.score_sigma, erode=self.erode, shrink=1)  # tissue and score, every smoothing at full resolution as measured
             (part,) = m; scores.append(s[part]); maps.append(m[part])
         return np.concatenate(scores), gaussian_blur(np.concatenate(maps), self.sigma)
 

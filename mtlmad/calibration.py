@@ -4,7 +4,7 @@
 
 # %% ../nbs/06a_calibration.ipynb #8c8e78dd
 from __future__ import annotations
-import dataclasses
+import dataclasses, math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,8 +20,8 @@ from .mirror import COARSE
 
 # %% auto #0
 __all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'ScoringConfig', 'foreground_masks',
-           'mask_outside', 'region_max', 'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z',
-           'calibrated_errors']
+           'mask_outside', 'region_max', 'shrink_factor', 'shrunk_blur', 'image_scores', 'image_thumbs', 'Reference',
+           'make_reference', 'local_z', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -37,6 +37,7 @@ class ScoringConfig:
     k: int = 10 # similar normal reference images per image (`local_z`)
     sigma: float = 2.0 # smoothing of the maps, in pixels (`fuse_maps`)
     score_sigma: float | tuple = (0.5, 2.0, 8.0) # smoothing(s) of a task's map before its maximum (`image_scores`)
+    score_shrink: int = 4 # `image_scores` takes a wide smoothing's maximum at up to 1/score_shrink resolution (`shrunk_blur`); 1: every smoothing at full resolution
     score_scales: str = 'max' # one of `SCALE_RULES`: 'max': each smoothing's maximum as a z-score against the calibration normals, the largest counts (`TaskNorm.scale_z`); 'sum': the maxima add up
     floor: float = 0.5 # floor of the per-location spread, a fraction of the task's spread (`make_reference`)
     erode: int = 3 # pixels taken off the tissue's edge (`foreground_masks`)
@@ -89,6 +90,8 @@ def _check(self: ScoringConfig):
     if self.score_scales not in SCALE_RULES: raise ValueError(f'score_scales must be one of {SCALE_RULES}, got {self.score_scales!r}')
     if not (_whole(self.k) and self.k >= 1): raise ValueError(f'k must be a whole number >= 1, got {self.k!r}')
     if not (_whole(self.erode) and self.erode >= 0): raise ValueError(f'erode must be a whole number >= 0, got {self.erode!r}')
+    if not (_whole(self.score_shrink) and self.score_shrink >= 1 and int(self.score_shrink) & (int(self.score_shrink) - 1) == 0):
+        raise ValueError(f'score_shrink must be 1, 2, 4, 8 ... (a power of two), got {self.score_shrink!r}')
     ss = self.score_sigma if isinstance(self.score_sigma, tuple) else (self.score_sigma,)
     if not ss: raise ValueError('score_sigma needs at least one smoothing')
     for name, v in [('sigma', self.sigma), ('floor', self.floor), ('lookup_floor', self.lookup_floor), ('mirror_floor', self.mirror_floor), ('ref_sigma', self.ref_sigma)] + [('score_sigma', s) for s in ss]:
@@ -172,14 +175,41 @@ def region_max(maps: np.ndarray, fg: np.ndarray) -> np.ndarray:
     return np.where(fg, maps, -np.inf).reshape(len(maps), -1).max(1)
 
 # %% ../nbs/06a_calibration.ipynb #91e6aede
+def shrink_factor(sigma: float, # the smoothing, in full-resolution pixels
+                  most: int = ScoringConfig.score_shrink, # the largest factor allowed (a power of two)
+                 ) -> int:
+    "By how much a map smoothed by `sigma` can shrink first: the largest power of two up to `most` that leaves at least 1 px of smoothing."
+    f = 1
+    while 2 * f <= most and sigma / (2 * f) >= 1: f *= 2
+    return f
+
+def shrunk_blur(maps: np.ndarray, # (N,H,W) maps
+                fg: np.ndarray, # (N,H,W) bool: the pixels that count
+                sigma: float, # the smoothing, in full-resolution pixels
+                most: int = ScoringConfig.score_shrink, # the largest shrink factor (`shrink_factor`)
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """`maps` smoothed by `sigma` at 1/f resolution (f from `shrink_factor`), and where they count there: a map is averaged
+    over f x f blocks (a box whose variance is (f²-1)/12 px²), then smoothed by what the box left of sigma; a block counts
+    when most of its pixels do. f = 1: the full-resolution `gaussian_blur` and `fg` as they are."""
+    f = shrink_factor(sigma, most)
+    if f == 1 or min(maps.shape[-2:]) < 2 * f: return gaussian_blur(maps, sigma), fg
+    pool = lambda a: F.avg_pool2d(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)[:, None], f)[:, 0]
+    rest = math.sqrt(max(sigma ** 2 - (f * f - 1) / 12, 0.0)) / f
+    small, share = gaussian_blur(pool(maps).numpy(), rest), pool(fg).numpy()
+    counts = share >= 0.5
+    none = ~counts.reshape(len(counts), -1).any(1)
+    counts[none] = share[none] > 0   # a sliver of tissue: every block that holds some
+    return small, counts
+
 def image_scores(maps: np.ndarray, # (N,H,W) calibrated maps
                  fg: np.ndarray, # (N,H,W) bool: the pixels that count
                  score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # smoothing before the maximum; several: their maxima add up
                  per_scale: bool = False, # keep each smoothing's maximum: (N, smoothings) instead of their sum
+                 shrink: int = ScoringConfig.score_shrink, # take a wide smoothing's maximum at up to 1/shrink resolution (`shrunk_blur`)
                 ) -> np.ndarray:
     "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given (or one per smoothing)."
     sigmas = score_sigma if isinstance(score_sigma, (list, tuple)) else [score_sigma]
-    s = np.stack([region_max(gaussian_blur(maps, sg), fg) for sg in sigmas], -1)
+    s = np.stack([region_max(*shrunk_blur(maps, fg, sg, shrink)) for sg in sigmas], -1)
     return s if per_scale else s.sum(-1)
 
 # %% ../nbs/06a_calibration.ipynb #c3d9f1b4
@@ -257,9 +287,10 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       rms_parts=ScoringConfig.rms_parts, # see `local_z`
                       both_sides=(), # see `local_z`
                       per_scale: bool = False, # each score one per smoothing, (N, smoothings) (`image_scores`)
+                      shrink: int = ScoringConfig.score_shrink, # see `image_scores`
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
     if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, both_sides)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-    return maps, {t: image_scores(m, fg, score_sigma, per_scale) for t, m in maps.items()}, fg
+    return maps, {t: image_scores(m, fg, score_sigma, per_scale, shrink) for t, m in maps.items()}, fg

@@ -171,6 +171,7 @@ def read_checkpoint(path: str | Path # a run folder, its model.pt or a shipped r
         fix = ' (a run shipped with mtlmad: rebuild it with `make pretrained`)' if shipped else ''
         raise ValueError(f'{path}: written by mtlmad {v}, this is mtlmad {mtlmad.__version__}; checkpoints load only '
                          f'within the same major.minor version ({".".join(_minor(mtlmad.__version__))}.x){fix}')
+    if isinstance(ckpt.get('config'), dict): ckpt['config'].setdefault('head_width', 0)   # before 0.2.16 the heads followed the width
     if isinstance(ckpt.get('norm'), dict) and '_reference' in ckpt['norm']:   # a compact calibration, expanded
         ckpt['norm']['_reference'] = unpack_reference(ckpt['norm']['_reference'])
     return ckpt

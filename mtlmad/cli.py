@@ -35,6 +35,7 @@ def _add_train_options(p):
     p.add_argument('--image-size', type=int, help='images are resized to SIZE x SIZE')
     p.add_argument('--batch-size', type=int, help='images per optimiser step')
     p.add_argument('--width', type=int, help='channels of the shared stem')
+    p.add_argument('--head-width', type=int, dest='head_width', help='channels of each task head at 1/4 resolution (0: half the width, at least 8)')
     p.add_argument('--experts', type=int, dest='n_experts', help='experts per MoE block')
     p.add_argument('--top-k', type=int, dest='top_k', help='0 routes densely; k keeps the k largest gates')
     p.add_argument('--tasks', help='comma-separated proxy tasks to train (default: every task but jigsaw)')
@@ -48,7 +49,7 @@ def _add_train_options(p):
 def _config_from_args(a, base=None):
     "The config from --config (else `base`, else the defaults) with the command-line options applied."
     cfg = MTLConfig.from_json(a.config) if a.config else (base or MTLConfig())
-    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'n_experts', 'top_k', 'seed', 'intensity', 'crop') if getattr(a, k, None) is not None}
+    kw = {k: getattr(a, k) for k in ('steps', 'epochs', 'image_size', 'batch_size', 'width', 'head_width', 'n_experts', 'top_k', 'seed', 'intensity', 'crop') if getattr(a, k, None) is not None}
     if 'steps' in kw and 'epochs' not in kw: kw['epochs'] = 0   # --steps: a schedule in steps, not passes
     if getattr(a, 'tasks', None): kw['tasks'] = tuple(t.strip() for t in a.tasks.split(',') if t.strip())
     return cfg.replace(**kw) if kw else cfg

@@ -131,6 +131,7 @@ class MTLConfig(Config):
     intensity: str = 'none'      # input preparation of every image at every door: 'none' (the file's own scale), 'percentile' or 'median'
     crop: str = ''               # '' : the model sees the whole frame; 'tissue': each image cut to its tissue's square (`mtlmad.crop`)
     width: int = 32              # channels of the shared stem; experts and heads scale from it
+    head_width: int = 0          # channels of each task head at 1/4 resolution (its 1/2-resolution stage has half, at least 4); 0: width // 2, at least 8
     n_experts: int = 4           # experts per MoE block
     n_moe_blocks: int = 2        # MoE blocks after the stem
     top_k: int = 2               # k keeps the k largest gates; 0 (or k >= n_experts) routes densely over all experts
@@ -158,7 +159,7 @@ class MTLConfig(Config):
         if self.fusion_tasks is not None: self.fusion_tasks = tuple(self.fusion_tasks)
         stray = [t for t in self.fusion_tasks or () if t not in self.tasks]
         if stray: raise ValueError(f'fusion_tasks {stray} are not trained (tasks: {list(self.tasks)})')
-        for name, lo in (('image_size', 16), ('width', 4), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
+        for name, lo in (('image_size', 16), ('width', 4), ('head_width', 0), ('n_experts', 1), ('channels', 1), ('batch_size', 1), ('epochs', 0), ('steps', 1)):
             if getattr(self, name) is not None and getattr(self, name) < lo: raise ValueError(f'{name} must be at least {lo}, got {getattr(self, name)}')
         if self.intensity not in INTENSITY: raise ValueError(f'intensity must be one of {INTENSITY}, got {self.intensity!r}')
         if self.crop not in CROPS: raise ValueError(f'crop must be one of {CROPS}, got {self.crop!r}')

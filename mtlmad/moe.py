@@ -105,9 +105,11 @@ class TaskHead(nn.Module):
                  skips: tuple, # channels of the 1/4 and 1/2 resolution stem skips (width, width // 2)
                  c_img: int, # image channels
                  out_channels: int, # channels of the task's output
+                 mid: int = 0, # channels at 1/4 resolution (the stage at 1/2 has half, at least 4); 0: skips[1], at least 8
                 ):
         super().__init__()
-        mid, fine = max(skips[1], 8), max(skips[1] // 2, 4)
+        mid = mid or max(skips[1], 8)
+        fine = max(mid // 2, 4)
         self.up1 = nn.Sequential(nn.Conv2d(ch + skips[0], mid, 1, bias=False), conv_norm_act(mid, mid))
         self.up2 = nn.Sequential(nn.Conv2d(mid + skips[1] + c_img, fine, 1, bias=False), conv_norm_act(fine, fine))
         self.out = nn.Conv2d(fine, out_channels, 1)
@@ -134,7 +136,7 @@ class MTLModel(nn.Module):
         self.stem3 = conv_norm_act(w, 2 * w, 2)
         self.blocks = nn.ModuleList(MoEBlock(2 * w, self.tasks, cfg.n_experts, cfg.top_k)
                                     for b in range(cfg.n_moe_blocks))
-        self.heads = nn.ModuleDict({t: TaskHead(2 * w, (w, w // 2), cfg.channels, c) for t, c in self.out_channels.items()})
+        self.heads = nn.ModuleDict({t: TaskHead(2 * w, (w, w // 2), cfg.channels, c, cfg.head_width) for t, c in self.out_channels.items()})
         self.aux_loss, self.last_gates, self.last_features = torch.zeros(()), {}, {}
         self.reset_routing_stats()
 

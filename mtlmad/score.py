@@ -308,7 +308,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'score_scales', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only', 'lookup_map'):
+for _n in ('k', 'sigma', 'score_sigma', 'score_shrink', 'score_scales', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only', 'lookup_map'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -338,7 +338,7 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', 
         if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
             return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
         maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
-                                             s.both_sides, s.score_scales == 'max')
+                                             s.both_sides, s.score_scales == 'max', s.score_shrink)
     if s.score_scales == 'max' and not per_scale: scores = {t: self._one_score(t, v) for t, v in scores.items()}
     return maps, scores, gates, fg
 
@@ -358,12 +358,12 @@ def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='sc
     look = LOOKUP in maps
     if look: del maps[LOOKUP], scores[LOOKUP]   # made on the frame below
     per = s.score_scales == 'max'   # one maximum per smoothing: `_parts` makes them one
-    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, (), per)
+    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, (), per, s.score_shrink)
     maps = {t: uncrop(m, boxes, size) for t, m in maps.items()}
     if look:
         if self.frame_reference is None: raise ValueError('a cropped run scores its lookup part against normal frames, and this scorer holds none: calibrate it again')
         lm, ls, _ = calibrated_errors({LOOKUP: images.float().mean(1).cpu().numpy()}, images, self.frame_reference, s.k, s.score_sigma,
-                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, per)
+                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, per, s.score_shrink)
         maps[LOOKUP], scores[LOOKUP] = lm[LOOKUP], ls[LOOKUP]
     fg = foreground_masks(images, s.erode) if s.foreground_only else np.ones((len(images), size, size), bool)
     return maps, scores, gates, fg
@@ -482,4 +482,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'mirrored' not in saved: saved['mirrored'] = ()   # ... and no mirrored parts
     if 'mirror_search' not in saved: saved['mirror_search'] = 32   # 0.2.13 searched for the midline at 32 px first
     if 'score_scales' not in saved: saved['score_scales'] = 'sum'   # before 0.2.15 a part's maxima at each smoothing add up
+    if 'score_shrink' not in saved: saved['score_shrink'] = 1   # before 0.2.16 every smoothing ran at full resolution
     return ScoringConfig.from_dict({**saved, **ov})

@@ -91,12 +91,13 @@ def test_cost_macs_only_counts_a_trained_run():
     import re, subprocess
     out = subprocess.run([sys.executable, str(Path(cost.__file__)), '--macs-only', '--run', 'demo', '--device', 'cpu', '--threads', '1'],
                          capture_output=True, text=True, check=True).stdout
-    rows = dict(re.findall(r'^\| (model \(fused heads\)|feature part|mirror part|map smoothing) \| ([\d.]+) \|$', out, re.M))
+    rows = dict(re.findall(r'^\| (model \(fused heads\)|feature part|mirror part|calibration|map smoothing) \| ([\d.]+) \|$', out, re.M))
     total = float(re.search(r'\*\*total\*\* \| \*\*([\d.]+)\*\*', out).group(1))
-    assert len(rows) == 4 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
+    assert len(rows) == 5 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
     from mtlmad.jobs import open_scorer
     sc = open_scorer('demo', 'cpu')   # the smoothings the shipped run scores with, seven fused parts
     assert float(rows['map smoothing']) == pytest.approx(cost.smoothing_macs(sc.cfg.image_size, len(sc.fusion_tasks), sc.scoring) / 1e6, abs=0.01)
+    assert float(rows['calibration']) == pytest.approx(cost.calibration_macs(sc.cfg.image_size, len(sc.fusion_tasks), len(sc.reference.thumbs), sc.scoring) / 1e6, abs=0.01)
     assert 'geometry is trained but not fused' in out
 
 
@@ -549,11 +550,28 @@ def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
     assert '(+0.00, 0 of 1)' in t.splitlines()[2]   # the base row against itself
 
 
+def test_calibration_macs_counts_the_neighbours_and_each_part():
+    from mtlmad.calibration import ScoringConfig
+    s = ScoringConfig(k=2, ref_sigma=0)   # no smoothing of the reference's mean and spread
+    one = cost.calibration_macs(8, 1, n_ref=3, scoring=s, thumb=2, scale=2)
+    # the thumbnail (64), the distances to 3 references (2 x 3 x 4), then one part: mean and spread of 2 maps at 4x4 (3 x 2 x 16),
+    # the floor (3 x 16), two maps brought up (2 x 4 x 64), the z (2 x 64), and its share of the fusion (64)
+    assert one == 64 + 24 + 96 + 48 + 512 + 128 + 64
+    assert cost.calibration_macs(8, 2, 3, s, 2, 2) - one == 96 + 48 + 512 + 128 + 64   # a second part costs as much again
+    assert cost.calibration_macs(8, 1, 13, s, 2, 2) - one == 2 * 10 * 4   # ten more references: ten more distances
+    assert cost.calibration_macs(8, 1, 3, ScoringConfig(k=2, ref_sigma=1.0), 2, 2) > one   # smoothing the spread costs
+
+
 def test_smoothing_macs_counts_two_passes_of_each_kernel():
     from mtlmad.calibration import ScoringConfig
     from mtlmad.ops import gaussian_kernel1d
     taps = lambda s: len(gaussian_kernel1d(s, torch.device('cpu'), torch.float32))
     one = ScoringConfig(score_sigma=0.5, sigma=0)   # one smoothing per part, the fused map not smoothed
     assert cost.smoothing_macs(16, 3, one) == 2 * 16 * 16 * 3 * taps(0.5)
-    d = ScoringConfig()
-    assert cost.smoothing_macs(128, 7, d) == 2 * 128 * 128 * (7 * sum(map(taps, d.score_sigma)) + taps(d.sigma))
+    full = ScoringConfig(score_shrink=1)   # every smoothing at full resolution (mtlmad 0.2.15)
+    assert cost.smoothing_macs(128, 7, full) == 2 * 128 * 128 * (7 * sum(map(taps, full.score_sigma)) + taps(full.sigma))
+    d = ScoringConfig()   # 0.5 px at full size; 2 px on 2 x 2 blocks and 8 px on 4 x 4 (what the blocks' average left of each)
+    rest = lambda s, f: taps(math.sqrt(s * s - (f * f - 1) / 12) / f)
+    per_part = 2 * 128 * 128 * taps(0.5) + (128 * 128 + 2 * 64 * 64 * rest(2.0, 2)) + (128 * 128 + 2 * 32 * 32 * rest(8.0, 4))
+    assert cost.smoothing_macs(128, 7, d) == 7 * per_part + 2 * 128 * 128 + 2 * 128 * 128 * taps(d.sigma)   # two blocks' shares of the tissue
+    assert cost.smoothing_macs(128, 7, d) < cost.smoothing_macs(128, 7, full) / 5
