@@ -190,7 +190,8 @@ def shrunk_blur(maps: np.ndarray, # (N,H,W) maps
                ) -> tuple[np.ndarray, np.ndarray]:
     """`maps` smoothed by `sigma` at 1/f resolution (f from `shrink_factor`), and where they count there: a map is averaged
     over f x f blocks (a box whose variance is (f²-1)/12 px²), then smoothed by what the box left of sigma; a block counts
-    when most of its pixels do. f = 1: the full-resolution `gaussian_blur` and `fg` as they are."""
+    when at least half of its pixels do (rows and columns past the last whole block are left out). f = 1, or a map
+    smaller than two blocks: the full-resolution `gaussian_blur` and `fg` as they are."""
     f = shrink_factor(sigma, most)
     if f == 1 or min(maps.shape[-2:]) < 2 * f: return gaussian_blur(maps, sigma), fg
     pool = lambda a: F.avg_pool2d(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)[:, None], f)[:, 0]

@@ -129,7 +129,7 @@ def _bump(x, v, cols):
 
 
 def test_lookup_is_mtlmads_scoring_of_the_intensity():
-    "The lookup scores the intensity as mtlmad scored a part up to 0.2.14: maxima at 0.5 and 4 px, added up (its measured recipe)."
+    "The lookup scores the intensity as mtlmad scored a part up to 0.2.14: maxima at 0.5 and 4 px at full resolution, added up (its measured recipe)."
     from mtlmad.calibration import calibrated_errors, foreground_masks, image_thumbs, make_reference
     from mtlmad.ops import gaussian_blur
     train, test = _tissue(16), _tissue(5, seed=1)
@@ -137,7 +137,7 @@ def test_lookup_is_mtlmads_scoring_of_the_intensity():
     assert (b.floor, b.k, b.n_params) == (0.05, 10, 0)
     ref = make_reference({'i': train.mean(1).numpy()}, image_thumbs(train), foreground_masks(train), floor=0.05)
     assert b.score_sigma == (0.5, 4.0)
-    maps, scores, _ = calibrated_errors({'i': test.mean(1).numpy()}, test, ref, k=10, score_sigma=(0.5, 4.0))
+    maps, scores, _ = calibrated_errors({'i': test.mean(1).numpy()}, test, ref, k=10, score_sigma=(0.5, 4.0), shrink=1)   # at full resolution
     s, m = b.score(test, batch_size=2)
     np.testing.assert_allclose(s, scores['i'], rtol=1e-5)
     np.testing.assert_allclose(m, gaussian_blur(maps['i'], 2.0), rtol=1e-5, atol=1e-5)
