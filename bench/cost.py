@@ -14,7 +14,7 @@ the per-repeat ratios. Peak memory is `torch.cuda.max_memory_allocated` on a GPU
 peak resident set size over one scoring call (the peak is reset first through /proc/self/clear_refs, then read
 from VmHWM; `ru_maxrss` where that is missing), measured in a fresh subprocess per configuration.
 Writes FILE.json and FILE.md (default bench/results/cost_<device>.json; bench/results/ is scratch)."""
-import argparse, contextlib, json, math, os, platform, resource, shlex, statistics, subprocess, sys, time
+import argparse, contextlib, inspect, json, math, os, platform, resource, shlex, statistics, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,10 @@ import torch.nn.functional as F
 
 from mtlmad.core import MTLConfig, get_device, seed_everything, ALL_TASKS
 from mtlmad.datasets import load_brain_mri
-from mtlmad.calibration import ScoringConfig, shrink_factor
+from mtlmad.calibration import ScoringConfig, shrink_factor, shrunk_sigma
 from mtlmad.ops import gaussian_kernel1d
 from mtlmad.features import COMPONENTS, FEATURES, seeing_tasks
+from mtlmad.jobs import reference_subset
 from mtlmad.mirror import mirror_macs
 from mtlmad.moe import MTLModel
 from mtlmad.score import task_errors
@@ -137,42 +138,47 @@ def feature_part_macs(joint, tasks, x: torch.Tensor) -> float:
     return float(cells * (d * k + 2 * k + 2 * d))
 
 
+def taps(sigma: float) -> int:
+    "Taps of `gaussian_kernel1d(sigma)` (0: no smoothing)."
+    return len(gaussian_kernel1d(sigma, torch.device('cpu'), torch.float32)) if sigma > 0 else 0
+
+
+# the most reference images a run keeps (`mtlmad.jobs.reference_subset`'s default): the calibration count's default
+N_REF = inspect.signature(reference_subset).parameters['n'].default
+
+
 def smoothing_macs(size: int, n_parts: int, scoring: ScoringConfig = ScoringConfig()) -> float:
     """MACs per image of the Gaussian smoothings after the calibration: each fused part's map once per `score_sigma` before
     its maximum (`image_scores`), and the fused map once by `sigma` (`fuse_maps`); two passes of `gaussian_kernel1d`'s taps.
     Under `score_shrink` > 1 a wide smoothing runs on block averages (`shrunk_blur`): one add a pixel for the average, then
     the two passes at the smaller size."""
-    taps = lambda s: len(gaussian_kernel1d(s, torch.device('cpu'), torch.float32)) if s > 0 else 0
     ss = scoring.score_sigma if isinstance(scoring.score_sigma, tuple) else (scoring.score_sigma,)
     px = size * size
     def one(s):   # one map's smoothing before its maximum: at full size, or shrunk (`shrunk_blur`: an average over blocks first)
         f = shrink_factor(s, scoring.score_shrink)
-        if f == 1: return 2 * px * taps(s)
-        rest = math.sqrt(max(s ** 2 - (f * f - 1) / 12, 0.0)) / f
-        return px + 2 * (px // (f * f)) * taps(rest)
+        return 2 * px * taps(s) if f == 1 else px + 2 * (px // (f * f)) * taps(shrunk_sigma(s, f))
     masks = len({shrink_factor(s, scoring.score_shrink) for s in ss} - {1}) * px   # the foreground's share of each block, once a factor
     return float(n_parts * sum(one(s) for s in ss) + masks + 2 * px * taps(scoring.sigma))
 
 
-def calibration_macs(size: int, n_parts: int, n_ref: int = 256, scoring: ScoringConfig = ScoringConfig(),
+def calibration_macs(size: int, n_parts: int, n_ref: int = N_REF, scoring: ScoringConfig = ScoringConfig(),
                      thumb: int = 16, scale: int = 2) -> float:
     """Operations per image of the per-location calibration (`mtlmad.calibration.local_z`), each add or multiply counted as
     one MAC (an upper bound): the image's thumbnail, its distance to each of `n_ref` reference thumbnails; then for each
     fused part, at the reference's 1/`scale` resolution, the mean and spread of the `k` nearest references' maps, both
     smoothed by `ref_sigma` and joined with the floor, brought up to full size (bilinear: four weights a pixel) and the
     z-score (a subtraction and a division a pixel); last, the fusion of the parts' z-maps (one operation a part a pixel).
-    A run's reference holds at most 256 training normals (`mtlmad.jobs.reference_subset`): the count's default."""
+    A run's reference holds at most `N_REF` training normals: the count's default."""
     r2, px = (size // scale) ** 2, size * size
-    taps = len(gaussian_kernel1d(scoring.ref_sigma, torch.device('cpu'), torch.float32)) if scoring.ref_sigma > 0 else 0
-    per_part = 3 * scoring.k * r2 + 2 * 2 * taps * r2 + 3 * r2 + 2 * 4 * px + 2 * px
+    per_part = 3 * scoring.k * r2 + 2 * 2 * taps(scoring.ref_sigma) * r2 + 3 * r2 + 2 * 4 * px + 2 * px
     return float(px + 2 * n_ref * thumb * thumb + n_parts * per_part + n_parts * px)
 
 
-def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = ScoringConfig(), n_ref: int = 256) -> dict:
+def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = ScoringConfig(), n_ref: int = N_REF) -> dict:
     """MACs per image of what `Scorer.score` runs with the default scoring: the fused tasks' heads only (`MTLConfig.fused`), the
-    trunk of every task the feature part reads, the feature part, the mirror part (`mtlmad.mirror.mirror_macs`), and the
-    smoothing of the calibrated maps (`smoothing_macs`). The per-location z-scores (a subtraction and a division a pixel) are
-    not counted."""
+    trunk of every task the feature part reads, the feature part, the mirror part (`mtlmad.mirror.mirror_macs`), the
+    per-location calibration against `n_ref` reference images (`calibration_macs`) and the smoothing of the calibrated maps
+    (`smoothing_macs`)."""
     fused = [t for t in joint.cfg.fused if t in tasks]
     feats = seeing_tasks(tasks, x) if scoring.features else []
     model = count_macs([(joint, tasks)], x, heads=fused, feature_tasks=feats)
@@ -353,8 +359,8 @@ def main():
         if a.run:   # a trained run routes its images its own way: its own model is counted
             from mtlmad.jobs import open_scorer
             sc = open_scorer(a.run, 'cpu'); joint, tasks, size, scoring = sc.model, sc.tasks, sc.cfg.image_size, sc.scoring
-            n_ref = len(sc.reference.thumbs) if sc.reference is not None else 256
-        else: size, scoring, n_ref = a.image_size, ScoringConfig(), 256; joint, tasks, _ = build(cfg, dev, mri_batch(a.batch, size))
+            n_ref = len(sc.reference.thumbs) if sc.reference is not None else N_REF
+        else: size, scoring, n_ref = a.image_size, ScoringConfig(), N_REF; joint, tasks, _ = build(cfg, dev, mri_batch(a.batch, size))
         x = mri_batch(1, size).to(next(joint.parameters()).device)   # one image: what it costs alone
         print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x, scoring, n_ref), size))); return
     x = mri_batch(a.batch, a.image_size)

@@ -20,8 +20,8 @@ from .mirror import COARSE
 
 # %% auto #0
 __all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'ScoringConfig', 'foreground_masks',
-           'mask_outside', 'region_max', 'shrink_factor', 'shrunk_blur', 'image_scores', 'image_thumbs', 'Reference',
-           'make_reference', 'local_z', 'calibrated_errors']
+           'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur', 'image_scores', 'image_thumbs',
+           'Reference', 'make_reference', 'local_z', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -183,10 +183,17 @@ def shrink_factor(sigma: float, # the smoothing, in full-resolution pixels
     while 2 * f <= most and sigma / (2 * f) >= 1: f *= 2
     return f
 
+def shrunk_sigma(sigma: float, # the smoothing, in full-resolution pixels
+                 f: int, # the block side
+                ) -> float:
+    "What is left of `sigma` after an average over f x f blocks (a box of variance (f²-1)/12 px²), in pixels of the small map."
+    return math.sqrt(max(sigma ** 2 - (f * f - 1) / 12, 0.0)) / f
+
 def shrunk_blur(maps: np.ndarray, # (N,H,W) maps
                 fg: np.ndarray, # (N,H,W) bool: the pixels that count
                 sigma: float, # the smoothing, in full-resolution pixels
                 most: int = ScoringConfig.score_shrink, # the largest shrink factor (`shrink_factor`)
+                masks: dict | None = None, # f -> the blocks that count, kept across calls on the same `fg` (`calibrated_errors`' parts)
                ) -> tuple[np.ndarray, np.ndarray]:
     """`maps` smoothed by `sigma` at 1/f resolution (f from `shrink_factor`), and where they count there: a map is averaged
     over f x f blocks (a box whose variance is (f²-1)/12 px²), then smoothed by what the box left of sigma; a block counts
@@ -194,23 +201,26 @@ def shrunk_blur(maps: np.ndarray, # (N,H,W) maps
     smaller than two blocks: the full-resolution `gaussian_blur` and `fg` as they are."""
     f = shrink_factor(sigma, most)
     if f == 1 or min(maps.shape[-2:]) < 2 * f: return gaussian_blur(maps, sigma), fg
-    pool = lambda a: F.avg_pool2d(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)[:, None], f)[:, 0]
-    rest = math.sqrt(max(sigma ** 2 - (f * f - 1) / 12, 0.0)) / f
-    small, share = gaussian_blur(pool(maps).numpy(), rest), pool(fg).numpy()
-    counts = share >= 0.5
-    none = ~counts.reshape(len(counts), -1).any(1)
-    counts[none] = share[none] > 0   # a sliver of tissue: every block that holds some
-    return small, counts
+    pool = lambda a: F.avg_pool2d(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)[:, None], f)[:, 0].numpy()
+    counts = None if masks is None else masks.get(f)
+    if counts is None:
+        share = pool(fg)
+        counts = share >= 0.5
+        none = ~counts.reshape(len(counts), -1).any(1)
+        counts[none] = share[none] > 0   # a sliver of tissue: every block that holds some
+        if masks is not None: masks[f] = counts
+    return gaussian_blur(pool(maps), shrunk_sigma(sigma, f)), counts
 
 def image_scores(maps: np.ndarray, # (N,H,W) calibrated maps
                  fg: np.ndarray, # (N,H,W) bool: the pixels that count
                  score_sigma: float | Sequence[float] = ScoringConfig.score_sigma, # smoothing before the maximum; several: their maxima add up
                  per_scale: bool = False, # keep each smoothing's maximum: (N, smoothings) instead of their sum
                  shrink: int = ScoringConfig.score_shrink, # take a wide smoothing's maximum at up to 1/shrink resolution (`shrunk_blur`)
+                 masks: dict | None = None, # see `shrunk_blur`
                 ) -> np.ndarray:
     "Each map's image score: its maximum inside the foreground after smoothing, summed over the smoothings given (or one per smoothing)."
     sigmas = score_sigma if isinstance(score_sigma, (list, tuple)) else [score_sigma]
-    s = np.stack([region_max(*shrunk_blur(maps, fg, sg, shrink)) for sg in sigmas], -1)
+    s = np.stack([region_max(*shrunk_blur(maps, fg, sg, shrink, masks)) for sg in sigmas], -1)
     return s if per_scale else s.sum(-1)
 
 # %% ../nbs/06a_calibration.ipynb #c3d9f1b4
@@ -294,4 +304,5 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
     if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, both_sides)
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
-    return maps, {t: image_scores(m, fg, score_sigma, per_scale, shrink) for t, m in maps.items()}, fg
+    masks = {}   # the blocks that count, once for every part
+    return maps, {t: image_scores(m, fg, score_sigma, per_scale, shrink, masks) for t, m in maps.items()}, fg
