@@ -16,6 +16,7 @@ from .distributed import dist_info
 from .moe import MTLModel
 from .tasks import make_tasks
 from .viz import plot_history
+from .data.volume_io import write_atomic
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'PRETRAINED_DIR', 'CHECKPOINT_FORMAT', 'run_folder', 'checkpoint_path', 'pretrained_runs', 'resolve_run',
@@ -73,9 +74,8 @@ def update_run_record(run: str | Path, # a run folder or its checkpoint
     if 'data' in fields and fields['data'] is not None: fields['data'] = str(Path(fields['data']).resolve())
     rec = {**read_run_record(run), **fields}
     if dist_info()[0] == 0:
-        f = run_folder(run) / RUN_FILES['record']
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(json.dumps(rec, indent=2) + '\n')
+        text = json.dumps(rec, indent=2) + '\n'   # through a temporary file: the other processes read it meanwhile
+        write_atomic(run_folder(run) / RUN_FILES['record'], lambda p: p.write_text(text))
     return rec
 
 def run_data(run: str | Path # a run folder or its checkpoint

@@ -76,3 +76,18 @@ def test_cli_train_under_torchrun(tmp_path):
     d = _max_diff(_weights(tmp_path / 'one'), _weights(tmp_path / 'two'))
     print(f'\nmtlmad train, 2 processes vs 1: max |weight difference| = {d:.2e}')
     assert d < 1e-4 and (tmp_path / 'two' / 'run.json').is_file()
+
+
+def test_run_record_is_never_half_written(tmp_path):
+    "Under torchrun every process reads run.json while rank 0 rewrites it: a reader sees the old record or the new, whole."
+    import threading
+    from mtlmad.checkpoint import read_run_record, update_run_record
+    update_run_record(tmp_path, step=0, pad='x' * 200_000)
+    done, seen = threading.Event(), []
+    def writer():
+        for i in range(1, 150): update_run_record(tmp_path, step=i, pad='x' * 200_000)
+        done.set()
+    t = threading.Thread(target=writer); t.start()
+    while not done.is_set(): seen.append(read_run_record(tmp_path)['step'])   # raises on a half-written file
+    t.join()
+    assert read_run_record(tmp_path)['step'] == 149 and seen == sorted(seen)
