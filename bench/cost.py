@@ -174,12 +174,13 @@ def calibration_macs(size: int, n_parts: int, n_ref: int = N_REF, scoring: Scori
     return float(px + 2 * n_ref * thumb * thumb + n_parts * per_part + n_parts * px)
 
 
-def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = ScoringConfig(), n_ref: int = N_REF) -> dict:
+def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = ScoringConfig(), n_ref: int = N_REF,
+                 fused: list | None = None) -> dict:
     """MACs per image of what `Scorer.score` runs with the default scoring: the fused tasks' heads only (`MTLConfig.fused`), the
     trunk of every task the feature part reads, the feature part, the mirror part (`mtlmad.mirror.mirror_macs`), the
     per-location calibration against `n_ref` reference images (`calibration_macs`) and the smoothing of the calibrated maps
-    (`smoothing_macs`)."""
-    fused = [t for t in joint.cfg.fused if t in tasks]
+    (`smoothing_macs`). `fused`: the tasks a trained run fuses (`Scorer.fusion_tasks`; None: the config's, as a new run's)."""
+    fused = [t for t in (joint.cfg.fused if fused is None else fused) if t in tasks]
     feats = seeing_tasks(tasks, x) if scoring.features else []
     model = count_macs([(joint, tasks)], x, heads=fused, feature_tasks=feats)
     parts = {'model (fused heads)': sum(model.values())}
@@ -190,7 +191,7 @@ def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = Scoring
     parts['calibration'] = calibration_macs(x.shape[-1], n_parts, n_ref, scoring)
     parts['map smoothing'] = smoothing_macs(x.shape[-1], n_parts, scoring)
     unfused = [t for t in tasks if t not in fused]
-    return dict(parts=parts, total=sum(parts.values()), fused=fused, unfused=unfused, bar=100e6)
+    return dict(parts=parts, total=sum(parts.values()), fused=fused, unfused=unfused, trunk_only=[t for t in unfused if t in feats], bar=100e6)
 
 
 def mac_breakdown(joint, tasks, singles, x) -> dict:
@@ -263,8 +264,9 @@ def scoring_lines(sm: dict, size: int) -> list:
          '| part | MMAC |', '|---|---|']
     L += [f"| {p} | {v / 1e6:.2f} |" for p, v in sm['parts'].items()]
     L += [f"| **total** | **{sm['total'] / 1e6:.2f}** |", '',
-          f"The model runs the heads of the fused tasks ({', '.join(sm['fused'])}); "
-          + (f"{', '.join(sm['unfused'])} is trained but not fused, so only its trunk runs, for the feature part. " if sm['unfused'] else '')
+          f"The model runs the heads of the fused tasks ({', '.join(sm['fused'])}). "
+          + (f"Trained but not fused: {', '.join(sm['unfused'])}; of these only the trunk of "
+             f"{', '.join(sm['trunk_only']) or 'none'} runs (the feature part reads it), the rest not at all. " if sm['unfused'] else '')
           + f"The bar is {sm['bar'] / 1e6:.0f} M: {'met' if sm['total'] <= sm['bar'] else 'NOT met'}.", '']
     return L
 
@@ -362,7 +364,8 @@ def main():
             n_ref = len(sc.reference.thumbs) if sc.reference is not None else N_REF
         else: size, scoring, n_ref = a.image_size, ScoringConfig(), N_REF; joint, tasks, _ = build(cfg, dev, mri_batch(a.batch, size))
         x = mri_batch(1, size).to(next(joint.parameters()).device)   # one image: what it costs alone
-        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x, scoring, n_ref), size))); return
+        fused = sc.fusion_tasks if a.run else None   # a trained run fuses what it was calibrated to fuse
+        print('\n'.join(scoring_lines(scoring_macs(joint, tasks, x, scoring, n_ref, fused), size))); return
     x = mri_batch(a.batch, a.image_size)
     joint, tasks, singles = build(cfg, dev, x)
     x = x.to(dev)

@@ -147,6 +147,10 @@ class Run:
     path: Path
 
 def _minor(v: str) -> tuple: return tuple(str(v).split('.')[:2])
+def _patch(v: str) -> int:
+    "The patch number of a version string ('0.2.16' -> 16; -1 when there is none)."
+    p = str(v).split('.')[2:3]
+    return int(p[0]) if p and p[0].isdigit() else -1
 
 def read_checkpoint(path: str | Path # a run folder, its model.pt or a shipped run's name
                    ) -> dict:
@@ -171,7 +175,10 @@ def read_checkpoint(path: str | Path # a run folder, its model.pt or a shipped r
         fix = ' (a run shipped with mtlmad: rebuild it with `make pretrained`)' if shipped else ''
         raise ValueError(f'{path}: written by mtlmad {v}, this is mtlmad {mtlmad.__version__}; checkpoints load only '
                          f'within the same major.minor version ({".".join(_minor(mtlmad.__version__))}.x){fix}')
-    if isinstance(ckpt.get('config'), dict): ckpt['config'].setdefault('head_width', 0)   # before 0.2.16 the heads followed the width
+    if isinstance(ckpt.get('config'), dict):
+        ckpt['config'].setdefault('head_width', 0)   # before 0.2.16 the heads followed the width
+        if _patch(v) < 17 and ckpt['config'].get('fusion_tasks') is None:   # before 0.2.17 inpainting was fused by default
+            ckpt['config']['fusion_tasks'] = [t for t in ckpt['config'].get('tasks', ()) if t != 'geometry'] or None
     if isinstance(ckpt.get('norm'), dict) and '_reference' in ckpt['norm']:   # a compact calibration, expanded
         ckpt['norm']['_reference'] = unpack_reference(ckpt['norm']['_reference'])
     return ckpt

@@ -111,12 +111,12 @@ TASK_CLASSES = {   # every proxy task: name -> its class as 'module.Class' (the 
 }
 ALL_TASKS = tuple(TASK_CLASSES)   # the tasks mtlmad ships
 DEFAULT_TASKS = ('inpaint', 'denoise', 'geometry', 'tissue', 'pseudo_anomaly')   # chosen on validation: bench/ablation.md
-UNFUSED_TASKS = ('geometry',)   # trained by default, left out of the anomaly score unless named: see `MTLConfig.fused`
+UNFUSED_TASKS = ('inpaint', 'geometry')   # trained by default, left out of the anomaly score unless named: see `MTLConfig.fused`
 
 # %% ../nbs/00_core.ipynb #40972864
 INTENSITY = ('none', 'percentile', 'median')   # how each image's grey levels are prepared (see `mtlmad.datasets.normalize_intensity`)
 CROPS = ('', 'tissue')   # what the model sees: the whole frame, or each image cut to the square around its tissue (`mtlmad.crop`)
-PASSES, MIN_STEPS, MAX_STEPS = 40, 300, 3000   # the default schedule: 40 passes over the training images, kept within 300..3000 steps (bench/ablation.md)
+PASSES, MIN_STEPS, MAX_STEPS = 40, 420, 3000   # the default schedule: 40 passes over the training images, kept within 420..3000 steps (bench/ablation.md)
 
 def default_steps(n_images: int, # training images
                   batch_size: int = 16) -> int:

@@ -174,6 +174,13 @@ def _ddp(model, dev, cfg) -> torch.nn.Module:
         find_unused_parameters=cfg.top_k > 0, broadcast_buffers=False)   # top-k leaves some experts idle
 
 # %% ../nbs/05_train.ipynb #05c7a3e1
+def _kept_schedule(cfg: MTLConfig, ckpt: dict, n_images: int) -> MTLConfig:
+    "A resumed run on the default schedule keeps the length it started with, though the schedule changed since (0.2.17: `MIN_STEPS`)."
+    tr = ckpt['train']
+    if cfg.steps is None and not cfg.epochs and tr['n_images'] == n_images and tr['total'] != cfg.total_steps(n_images):
+        return cfg.replace(steps=tr['total'])
+    return cfg
+
 def _restore(st: TrainState, ckpt: dict, path: Path):
     "Load weights, optimiser, schedule, scaler, random states, position and history from `ckpt` (read from `path`)."
     tr = ckpt['train']
@@ -203,6 +210,7 @@ def init_training(cfg: MTLConfig, # model, tasks and schedule
     dev = get_device(device)
     if world > 1 and dev.type == 'cuda': dev = torch.device('cuda', torch.cuda.current_device())
     src = cropped_source(train_source(images_or_samples, cfg, stream), cfg.crop)   # a cropped run (`MTLConfig.crop`) trains on its crops
+    if ckpt is not None: cfg = _kept_schedule(cfg, ckpt, len(src))
     tasks = _fitted_tasks(cfg, src, make_tasks(cfg, tasks), ckpt)
     model = MTLModel(cfg, {n: t.out_channels for n, t in tasks.items()}).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -78,11 +78,14 @@ def test_scoring_macs_runs_the_fused_heads_and_counts_the_mirror_part():
     x = cost.mri_batch(2, 32)
     joint, tasks, singles = cost.build(cfg, torch.device('cpu'), x)
     sm = cost.scoring_macs(joint, tasks, x)
-    assert sm['unfused'] == ['geometry'] and 'geometry' not in sm['fused']
+    assert sm['unfused'] == ['inpaint', 'geometry'] and sm['trunk_only'] == ['geometry'] and sm['fused'] == ['denoise', 'tissue', 'pseudo_anomaly']
     every = sum(cost.count_macs([(joint, tasks)], x).values())
     heads = cost.count_macs([(joint, {'geometry': tasks['geometry']})], x)['head']   # one head: the same as any 1-channel-input task's
-    assert sm['parts']['model (fused heads)'] == pytest.approx(every - heads, rel=1e-6)   # the geometry head is not run
-    assert sm['parts']['mirror part'] == mirror_macs(32, 6)   # the mirror part and five mirrored parts
+    inpaint = sum(cost.count_macs([(joint, {'inpaint': tasks['inpaint']})], x).values())   # its two masked inputs: no other task reads them
+    assert sm['parts']['model (fused heads)'] == pytest.approx(every - heads - inpaint, rel=1e-6)   # neither the geometry head nor inpainting runs
+    assert sm['parts']['mirror part'] == mirror_macs(32, 5)   # the mirror part and four mirrored parts (three tasks, the feature part)
+    with_inpaint = cost.scoring_macs(joint, tasks, x, fused=['inpaint', 'denoise', 'tissue', 'pseudo_anomaly'])   # a run that fuses it
+    assert with_inpaint['parts']['model (fused heads)'] == pytest.approx(every - heads, rel=1e-6)
     assert sm['total'] == pytest.approx(sum(sm['parts'].values()))
     assert 'NOT met' not in '\n'.join(cost.scoring_lines(sm, 32))   # far below 100 M at 32 px
 
@@ -95,10 +98,10 @@ def test_cost_macs_only_counts_a_trained_run():
     total = float(re.search(r'\*\*total\*\* \| \*\*([\d.]+)\*\*', out).group(1))
     assert len(rows) == 5 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
     from mtlmad.jobs import open_scorer
-    sc = open_scorer('demo', 'cpu')   # the smoothings the shipped run scores with, seven fused parts
+    sc = open_scorer('demo', 'cpu')   # the smoothings the shipped run scores with, its own fused parts
     assert float(rows['map smoothing']) == pytest.approx(cost.smoothing_macs(sc.cfg.image_size, len(sc.fusion_tasks), sc.scoring) / 1e6, abs=0.01)
     assert float(rows['calibration']) == pytest.approx(cost.calibration_macs(sc.cfg.image_size, len(sc.fusion_tasks), len(sc.reference.thumbs), sc.scoring) / 1e6, abs=0.01)
-    assert 'geometry is trained but not fused' in out
+    assert f"heads of the fused tasks ({', '.join(t for t in sc.fusion_tasks if t in sc.tasks)})" in out   # what the run fuses, not a new run's default
 
 
 @pytest.fixture
