@@ -64,15 +64,18 @@ def validation_metrics(train_images, valid, e_train, e_valid, scoring: ScoringCo
     s, normal = scoring, valid.labels == 0
     ref = make_reference(e_train, image_thumbs(train_images), foreground_masks(train_images, s.erode), floor=s.floor, k=s.k,
                          part_floors=s.part_floors)
+    per = s.score_scales == 'max' and not top   # one maximum per smoothing, each z-scored against the normals', as `Scorer` scores
     z, score, fg = calibrated_errors(e_valid, valid.images, ref, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only,
-                                 s.rms_parts, s.both_sides)
+                                     s.rms_parts, s.both_sides, per, s.score_shrink)
     tasks = [t for t in z if s.fusion_tasks is None or t in s.fusion_tasks]
     if top: score = {t: np.sum([top_mean(gaussian_blur(z[t], g), fg, top) for g in _sigmas(s.score_sigma)], 0) for t in tasks}
     for g in scales:
         for t in tasks:
-            score[f'{t}@{g}'] = top_mean(gaussian_blur(z[t], g), fg, top) if top else region_max(gaussian_blur(z[t], g), fg)
+            extra = top_mean(gaussian_blur(z[t], g), fg, top) if top else region_max(gaussian_blur(z[t], g), fg)
+            score[f'{t}@{g}'] = extra[:, None] if per else extra
     parts = [t for t in score if t.split('@')[0] in tasks]
     norms = {t: TaskNorm.from_errors(score[t][normal], z[t.split('@')[0]][normal][fg[normal]]) for t in parts}
+    if per: score = {t: norms[t].scale_z(score[t]) for t in parts}
     zz = {t: z[t.split('@')[0]] for t in parts}
     m = image_metrics(valid.labels, fuse_scores(score, norms, s.fusion, parts, zz, s.sigma, s.top_parts, s.groups, s.lookup_map))
     m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, tasks, s.sigma, s.top_parts, s.groups, s.lookup_map)))

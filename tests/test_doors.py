@@ -33,7 +33,11 @@ def phantom_slices(n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def close(a, b): np.testing.assert_allclose(a, b, atol=1e-5)
+def close(a, b):
+    """Equal up to float32 rounding: convolutions over batches of other sizes differ in their last bits (about 1e-6 of
+    an error map), and the calibration's z-scores scale that up to about 1e-5 of a score; a slice mixed up with its
+    batch neighbours differs by far more."""
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def dimmed(png, out):

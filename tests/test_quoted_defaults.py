@@ -34,7 +34,7 @@ def test_the_prose_quotes_todays_defaults():
 @pytest.mark.parametrize('text, what, quoted', [
     ('The real defaults (128x128, width 32, 30 steps) take minutes.', 'steps', 30),
     ('the default schedule (1,000 steps, about 3 minutes)', 'steps', 1000),
-    ('The real defaults (64x64, width 32, 300 steps) take minutes.', 'image size', 64),
+    ('The real defaults (64x64, width 32, 420 steps) take minutes.', 'image size', 64),
     ('the default settings (128x128 images, `width=16`, the default number of steps)', 'width', 16),
     ('trained from scratch on **six proxy tasks** at once', 'default task count', 6),
     ('Scoring all four default tasks costs about 98 M', 'default task count', 4),
