@@ -4,6 +4,7 @@ starts from are the figures `mtlmad evaluate` reports for the same run folder.""
 import json, math, sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -317,7 +318,6 @@ def test_proto_map_lookup_starts_from_the_package_map(ablated, tmp_path, one_thr
 
 def test_proto_crop_fits_each_image_to_its_tissue(tmp_path):
     "Each image and its mask are cut to one square around the image's tissue; specks of noise and dark frames are not tissue."
-    import numpy as np
     from PIL import Image
     import proto_crop
     src = tmp_path / 'src'
@@ -338,7 +338,6 @@ def test_proto_crop_fits_each_image_to_its_tissue(tmp_path):
 
 def test_proto_crop_puts_maps_back_where_each_crop_came_from():
     "A crop's map, scaled (bilinear) to its box on the source grid; the box may leave the grid; outside it, the map's least value."
-    import numpy as np
     import proto_crop
     m = np.zeros((2, 4, 4), np.float32); m[0, :2, :2] = 1; m[1] = 3; m[1, 0, 0] = 2
     out = proto_crop.uncrop(m, [(2, 10, 4, 12), (-2, 6, -2, 6)], 12)
@@ -382,7 +381,6 @@ def test_proto_crop_measures_a_cropped_run_on_the_source_grid(cropped, tmp_path,
 def test_proto_crop_frame_lookup_and_wrap_score_the_whole_frame(cropped, tmp_path, one_thread):
     "--frame-lookup takes the lookup part from the source frames (the learned parts from the crops); --wrap scores whole frames through the crops."
     import types
-    import numpy as np
     import proto_crop
     from mtlmad.calibration import LOOKUP
     from mtlmad.checkpoint import run_data
@@ -444,7 +442,6 @@ def test_proto_crop_grid_copy_is_what_the_package_crops(ablated, cropped, tmp_pa
 
 def test_proto_crop_fixed_square_moves_the_tissue_to_the_middle_and_keeps_its_scale(tmp_path):
     "--fixed 1: each square is the whole frame's size, centred on the tissue: a shift (the tissue's pixels unchanged, centred), no magnification."
-    import numpy as np
     from PIL import Image
     import proto_crop
     a = np.zeros((32, 32), np.float32); a[2:12, 4:18] = 0.8   # tissue off centre: rows 2-11, columns 4-17
@@ -462,7 +459,6 @@ def test_proto_crop_fixed_square_moves_the_tissue_to_the_middle_and_keeps_its_sc
 
 def test_proto_crop_smallest_is_the_packages_crop_at_that_least_side(tmp_path, monkeypatch):
     "--smallest PX: a small head's square is PX (plus the margin), as the package's crop cuts it with `SMALLEST = PX`."
-    import numpy as np
     import torch
     from PIL import Image
     import mtlmad.crop, proto_crop
@@ -484,7 +480,6 @@ def test_proto_crop_smallest_is_the_packages_crop_at_that_least_side(tmp_path, m
 
 def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
     "Per patient: one square for all of a patient's slices (a noisy slice does not widen it); patients from dataset.json."
-    import numpy as np
     from PIL import Image
     import proto_crop
     src = tmp_path / 'src'; (src / 'train/good').mkdir(parents=True)
@@ -504,7 +499,6 @@ def test_proto_crop_per_patient_cuts_every_slice_of_a_head_alike(tmp_path):
 
 def test_by_patient_ranks_each_patients_normals_and_orders_within_it(ablated, capsys, one_thread):
     "Per patient: the median rank of its normals among the split's normals, and its own tumour-against-normal AUROC."
-    import numpy as np
     import by_patient
     t = by_patient.patient_table(np.array([0.1, 0.2, 0.9, 0.8, 0.3, 0.95]), np.array([0, 0, 1, 0, 0, 1]), ['a', 'a', 'a', 'b', 'b', 'b'])
     assert t['a'] == (2, 1, 0.125, 100.0)   # ranks 0 and 0.25 among the four normals; its tumour above both its normals
@@ -518,7 +512,6 @@ def test_by_patient_ranks_each_patients_normals_and_orders_within_it(ablated, ca
 
 
 def test_per_patient_table_separates_within_patient_from_across_patients():
-    import numpy as np
     import per_patient
     patients = np.array(['P1'] * 4 + ['P2'] * 4)
     labels = np.array([0, 0, 1, 1] * 2)
@@ -536,7 +529,6 @@ def test_per_patient_table_separates_within_patient_from_across_patients():
 
 def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
     "score_scales.py: 'max' puts each smoothing's maximum on the normals' scale; a coarse-only anomaly wins there, not under the sum."
-    import numpy as np
     import score_scales as ss
     rng = np.random.default_rng(0)
     k = len(ss.SIGMAS)
@@ -578,3 +570,44 @@ def test_smoothing_macs_counts_two_passes_of_each_kernel():
     per_part = 2 * 128 * 128 * taps(0.5) + (128 * 128 + 2 * 64 * 64 * rest(2.0, 2)) + (128 * 128 + 2 * 32 * 32 * rest(8.0, 4))
     assert cost.smoothing_macs(128, 7, d) == 7 * per_part + 2 * 128 * 128 + 2 * 128 * 128 * taps(d.sigma)   # two blocks' shares of the tissue
     assert cost.smoothing_macs(128, 7, d) < cost.smoothing_macs(128, 7, full) / 5
+
+
+def test_crossfit_halves_keep_each_patient_on_one_side():
+    "bench/crossfit.py cuts a split by patient: no patient on both sides, two normals to calibrate on, both classes to judge."
+    import crossfit
+    groups, labels = np.repeat([f'p{i}' for i in range(6)], 4), np.tile([0, 0, 0, 1], 6)
+    hs = crossfit.halves(groups, labels, n=10)
+    assert len(hs) == 10 and len({a.tobytes() for a in hs}) > 1
+    for a in hs:
+        assert all(len(set(a[groups == g].tolist())) == 1 for g in set(groups))
+        assert (a & (labels == 0)).sum() >= 2 and set(labels[~a].tolist()) == {0, 1}
+    assert crossfit.halves(np.array(['a', 'a', 'b', 'b']), np.array([0, 1, 0, 1]), n=5) == []   # one patient a side: never two normals and both classes
+    lgg = [f'x/TCGA_CS_{i}_2000_{k}.png' for i in range(4) for k in (1, 2)]
+    assert list(crossfit.patient_groups(lgg, [0, 1] * 4)) == [f'TCGA_CS_{i}_2000' for i in range(4) for _ in (1, 2)]
+    assert len(set(crossfit.patient_groups(lgg[:6], [0, 1] * 3))) == 6   # three patients: each normal its own group
+    demo = ['good/ch2_045.png', 'good/ch2_046.png', 'Ungood/ch2_045_0.png', 'Ungood/ch2_045_1.png', 'Ungood/ch2_047_0.png']
+    assert list(crossfit.patient_groups(demo, [0, 0, 1, 1, 1])) == ['ch2_045', 'ch2_046', 'ch2_045', 'ch2_045', 'ch2_047_0']   # a slice with its lesioned copies
+
+
+def test_crossfit_calibrates_as_the_scorer_and_judges_the_whole_split_as_mtlmad_evaluate(ablated, tmp_path, one_thread):
+    "On every validation normal, bench/crossfit.py's calibration is the run's own, and its fused figure `mtlmad evaluate --split valid`'s."
+    import crossfit
+    from mtlmad.jobs import evaluate_run, load_run_split, open_scorer
+    run = ablated[0]
+    sc = open_scorer(run, 'cpu')
+    es = load_run_split(run, sc.cfg, None, 'valid')
+    maps, scores, _, fg = sc._parts(es.images, parts=list(sc.fusion_tasks), per_scale=True)
+    full = crossfit.fit_norms(scores, maps, fg, np.asarray(es.labels) == 0)
+    for t in sc.fusion_tasks:
+        for k in ('score_mean', 'score_std', 'map_mean', 'map_std', 'scale_mean', 'scale_std'):
+            assert getattr(full[t], k) == pytest.approx(getattr(sc.norms[t], k), rel=1e-5), (t, k)
+    reported = evaluate_run(run, tmp_path / 'report', split='valid', progress=False)['fused']['image_auroc']
+    r = crossfit.crossfit(sc, es.images, es.labels, crossfit.patient_groups(es.paths, es.labels))
+    assert r['whole'] == pytest.approx(reported, abs=1e-6) and r['halves'] == 0   # 2 + 2 images: no halves
+    with pytest.raises(SystemExit, match='cannot be cut'): crossfit.main([str(run)])
+    more = make_bmad(tmp_path, 'Brain', n_train=3, n_valid=(8, 8), n_test=(1, 1))
+    (name, r), = crossfit.main([str(run), '--data', str(more), '--halves', '4', '--loto', '--out', str(tmp_path / 'cf.json')])
+    assert json.loads((tmp_path / 'cf.json').read_text())['runs'][str(run)] == pytest.approx(r)
+    assert r['halves'] == 4 and set(sc.fusion_tasks) | {f'no_{t}' for t in sc.fusion_tasks} < set(r)
+    one = crossfit.crossfit(sc, *(lambda e: (e.images, e.labels, crossfit.patient_groups(e.paths, e.labels)))(load_run_split(run, sc.cfg, more, 'valid')), n=4)
+    assert one['cross'] == pytest.approx(r['cross']) and not any(k.startswith('no_') for k in one)   # the same halves (seed 0): the same figure
