@@ -49,7 +49,7 @@ class ScoringConfig:
     groups: tuple = (('inpaint', 'denoise'), ('lookup', 'mirror')) # parts counted as one before `top_parts`: at each image and pixel, their largest z
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
-    features: bool = True # also score the joint model's head features (`mtlmad.features`), one more fused part
+    features: bool = False # also score the joint model's head features (`mtlmad.features`), one more fused part (off since 0.2.18)
     feature_bank: int = 0 # the feature part's distance: to the nearest of this many normal tissue locations (0: to the Gaussian's mean)
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)

@@ -91,7 +91,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
     src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=_fused_parts(cfg, ScoringConfig(), True)), progress=progress)
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=_fused_parts(cfg, ScoringConfig(), ScoringConfig().features)), progress=progress)
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
@@ -104,12 +104,14 @@ def _fused_parts(cfg: MTLConfig, sc: ScoringConfig, features: bool) -> tuple:
     return cfg.fused + ((FEATURES,) if features else ()) + ((LOOKUP,) if sc.lookup else ()) + ((MIRROR,) if sc.mirror else ())
 
 def _run_scoring(r, scoring) -> ScoringConfig:
-    "The scoring a loaded run was calibrated with, `scoring` applied; unless `scoring` names the fused parts, the lookup and mirror parts are fused as the settings say."
+    """The scoring a loaded run was calibrated with, `scoring` applied; unless `scoring` names the fused parts, the feature,
+    lookup and mirror parts are fused as the settings say (a run calibrated again with `features=True` fuses its feature part)."""
     sc, ov = saved_scoring(r.norm or {}, scoring), scoring.to_dict() if isinstance(scoring, ScoringConfig) else dict(scoring or {})
     if ov.get('fusion_tasks') is not None: return sc
-    if sc.fusion_tasks is None: return sc.replace(fusion_tasks=_fused_parts(r.cfg, sc, sc.features and '_features' in (r.norm or {})))   # runs before 0.2.5 have no feature part
-    own = ((LOOKUP,) if sc.lookup else ()) + ((MIRROR,) if sc.mirror else ())   # the parts made from the image itself, as the settings say
-    return sc.replace(fusion_tasks=tuple(t for t in sc.fusion_tasks if t not in (LOOKUP, MIRROR)) + own)
+    feat = sc.features and ('_features' in (r.norm or {}) or bool(ov.get('features')))   # runs before 0.2.5 have no feature part; one asked for is made at calibration
+    if sc.fusion_tasks is None: return sc.replace(fusion_tasks=_fused_parts(r.cfg, sc, feat))
+    own = ((FEATURES,) if feat else ()) + ((LOOKUP,) if sc.lookup else ()) + ((MIRROR,) if sc.mirror else ())   # the parts beside the tasks, as the settings say
+    return sc.replace(fusion_tasks=tuple(t for t in sc.fusion_tasks if t not in (FEATURES, LOOKUP, MIRROR)) + own)
 
 def _calibration_changes(r, sc: ScoringConfig) -> list:
     "The settings of `sc` that differ from those the run was calibrated with, other than `FUSION_SETTINGS`."

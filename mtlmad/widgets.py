@@ -44,7 +44,7 @@ class AnomalyExplorer:
         if paths is not None and len(paths) != n: raise ValueError(f'paths must have one entry per image ({n}), got {len(paths)}')
         self.paths = [None] * n if paths is None else [str(p) for p in paths]
         self.has_mask = np.full(n, self.masks is not None)
-        self.scorer, self.batch_size, self.tasks = scorer, batch_size, list(scorer.parts)   # the tasks, then the feature part
+        self.scorer, self.batch_size, self.tasks = scorer, batch_size, list(scorer.parts)   # the tasks, then the other parts (the lookup and mirror parts, the feature part when on)
         self.device = torch.device(scorer.device).type
         self.zoom = zoom or max(1, 160 // self.size)
         self.task_maps, self.task_scores, self.gates = scorer.raw(images, batch_size)  # the only model run

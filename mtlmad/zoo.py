@@ -94,10 +94,10 @@ calibration's reference maps as 8-bit codes ({size_kb} kB in all); against the r
 score moved by more than {max_score_change} (z units) and the fused figures were {full_fused}.
 
 ## Figures on the demo test split
-Percent; the fused score is the one mtlmad reports (the fused tasks, the feature part and the lookup part), each other
-row is that part alone: a task's error; `features`, how far each location's features in the joint model lie from those
-of normal tissue (`mtlmad.features`); or `lookup`, the image's own grey level against its most similar normal slices
-(`ScoringConfig.lookup`).
+Percent; the fused score is the one mtlmad reports (the fused tasks, the lookup and the mirror part), each other row is
+that part alone: a task's error (inpainting and geometry train but are not fused); `lookup`, the image's own grey level
+against its most similar normal slices (`ScoringConfig.lookup`); or `mirror`, the image against its own mirror image
+(`ScoringConfig.mirror`).
 
 | score | image AUROC | pixel AUROC | AUPRO |
 |---|---|---|---|

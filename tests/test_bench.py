@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'bench'))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cost, quality, task_losses  # noqa: E402
 from fixtures import make_bmad  # noqa: E402
+from mtlmad.calibration import ScoringConfig  # noqa: E402
 from mtlmad.core import ALL_TASKS, DEFAULT_TASKS, MTLConfig  # noqa: E402
 from mtlmad.tasks import make_task  # noqa: E402
 
@@ -79,16 +80,22 @@ def test_scoring_macs_runs_the_fused_heads_and_counts_the_mirror_part():
     x = cost.mri_batch(2, 32)
     joint, tasks, singles = cost.build(cfg, torch.device('cpu'), x)
     sm = cost.scoring_macs(joint, tasks, x)
-    assert sm['unfused'] == ['inpaint', 'geometry'] and sm['trunk_only'] == ['geometry'] and sm['fused'] == ['denoise', 'tissue', 'pseudo_anomaly']
+    assert sm['unfused'] == ['inpaint', 'geometry'] and sm['trunk_only'] == [] and sm['fused'] == ['denoise', 'tissue', 'pseudo_anomaly']
     every = sum(cost.count_macs([(joint, tasks)], x).values())
     heads = cost.count_macs([(joint, {'geometry': tasks['geometry']})], x)['head']   # one head: the same as any 1-channel-input task's
     inpaint = sum(cost.count_macs([(joint, {'inpaint': tasks['inpaint']})], x).values())   # its two masked inputs: no other task reads them
-    assert sm['parts']['model (fused heads)'] == pytest.approx(every - heads - inpaint, rel=1e-6)   # neither the geometry head nor inpainting runs
-    assert sm['parts']['mirror part'] == mirror_macs(32, 5)   # the mirror part and four mirrored parts (three tasks, the feature part)
-    with_inpaint = cost.scoring_macs(joint, tasks, x, fused=['inpaint', 'denoise', 'tissue', 'pseudo_anomaly'])   # a run that fuses it
+    assert 'feature part' not in sm['parts'] and sm['parts']['mirror part'] == mirror_macs(32, 4)   # the mirror part and three mirrored tasks
+    feats = cost.scoring_macs(joint, tasks, x, ScoringConfig(features=True))   # a run that scores the feature part reads geometry's features
+    assert feats['trunk_only'] == ['geometry'] and feats['parts']['feature part'] > 0
+    assert feats['parts']['model (fused heads)'] == pytest.approx(every - heads - inpaint, rel=1e-6)   # geometry runs all but its head, inpainting not at all
+    assert sm['parts']['model (fused heads)'] < feats['parts']['model (fused heads)']   # without the feature part geometry's own blocks do not run either
+    assert feats['parts']['mirror part'] == mirror_macs(32, 5)   # and the feature part's map, mirrored
+    with_inpaint = cost.scoring_macs(joint, tasks, x, ScoringConfig(features=True), fused=['inpaint', 'denoise', 'tissue', 'pseudo_anomaly'])   # a run that fuses it (and the feature part)
     assert with_inpaint['parts']['model (fused heads)'] == pytest.approx(every - heads, rel=1e-6)
     assert sm['total'] == pytest.approx(sum(sm['parts'].values()))
     assert 'NOT met' not in '\n'.join(cost.scoring_lines(sm, 32))   # far below 100 M at 32 px
+    assert 'inpaint, geometry; none of them runs.' in '\n'.join(cost.scoring_lines(sm, 32))
+    assert 'only the trunk of geometry runs (the feature part reads it)' in '\n'.join(cost.scoring_lines(feats, 32))
 
 
 def test_cost_macs_only_counts_a_trained_run():
@@ -97,9 +104,10 @@ def test_cost_macs_only_counts_a_trained_run():
                          capture_output=True, text=True, check=True).stdout
     rows = dict(re.findall(r'^\| (model \(fused heads\)|feature part|mirror part|calibration|map smoothing) \| ([\d.]+) \|$', out, re.M))
     total = float(re.search(r'\*\*total\*\* \| \*\*([\d.]+)\*\*', out).group(1))
-    assert len(rows) == 5 and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
     from mtlmad.jobs import open_scorer
     sc = open_scorer('demo', 'cpu')   # the smoothings the shipped run scores with, its own fused parts
+    parts = {'model (fused heads)', 'mirror part', 'calibration', 'map smoothing'} | ({'feature part'} if sc.scoring.features else set())
+    assert set(rows) == parts and abs(sum(map(float, rows.values())) - total) < 0.02   # the shipped run's parts add up to its total
     assert float(rows['map smoothing']) == pytest.approx(cost.smoothing_macs(sc.cfg.image_size, len(sc.fusion_tasks), sc.scoring) / 1e6, abs=0.01)
     assert float(rows['calibration']) == pytest.approx(cost.calibration_macs(sc.cfg.image_size, len(sc.fusion_tasks), len(sc.reference.thumbs), sc.scoring) / 1e6, abs=0.01)
     assert f"heads of the fused tasks ({', '.join(t for t in sc.fusion_tasks if t in sc.tasks)})" in out   # what the run fuses, not a new run's default

@@ -73,7 +73,7 @@ def test_predict_volume_without_task_maps_removes_the_earlier_ones(tmp_path, run
     scan, out = tmp_path / 'scan.nii.gz', tmp_path / 'pred'
     nib.save(nib.Nifti1Image(np.random.default_rng(0).random((32, 32, 4)).astype(np.float32), np.eye(4)), scan)
     assert main(['predict', '--run', str(run), str(scan), '--out', str(out), '--device', 'cpu', '--task-maps']) == 0
-    assert len(list(out.glob('scan_*.nii.gz'))) == 1 + len(TINY.tasks) + 1   # the fused map, one per task, the feature part's
+    assert len(list(out.glob('scan_*.nii.gz'))) == 1 + len(TINY.tasks)   # the fused map and one per task (no feature part by default since 0.2.18)
     capsys.readouterr()
     assert main(['predict', '--run', str(run), str(scan), '--out', str(out), '--device', 'cpu']) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -41,7 +41,7 @@ def test_a_cropped_run_trains_on_its_crops(cropped_run):
 
 def test_a_cropped_run_scores_frames_part_by_part_where_each_was_made(cropped_run):
     run, frames = cropped_run
-    sc = open_scorer(run, 'cpu')
+    sc = calibrate_run(run, {'features': True}, device='cpu', progress=False)   # with the feature part (off by default since 0.2.18): it too is made on the crops
     assert sc.crop == 'tissue' and sc.frame_reference is not None and LOOKUP in sc.fusion_tasks
     crops, boxes = tissue_crop(frames)
     # the model's own errors: made on the crops, put back into each frame's square; the lookup part is the frame's grey level

@@ -316,7 +316,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     a run saved before 0.2.1 (no '_scoring') keeps smoothing by `sigma`."""
     from mtlmad.jobs import open_scorer
     from mtlmad.score import Scorer, ScoringConfig
-    assert open_scorer(calibrated_run, device='cpu').scoring == ScoringConfig(fusion_tasks=TINY.fused + ('features',), lookup='', mirror='')   # and its feature part (calibrated without reference images: no lookup or mirror part)
+    assert open_scorer(calibrated_run, device='cpu').scoring == ScoringConfig(fusion_tasks=TINY.fused, lookup='', mirror='')   # calibrated without reference images: no lookup or mirror part (and no feature part by default since 0.2.18)
     res = fit(TINY, IMGS, progress=False, device='cpu')
     sc = Scorer(res.model, res.tasks, device='cpu'); sc.calibrate(IMGS)
     old = {k: v for k, v in sc.norms_dict().items() if k not in ('_scoring', '_features', 'features')}   # no feature part before 0.2.5
@@ -326,7 +326,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
     save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
     assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='', mirror='', mirrored=(), score_scales='sum', score_shrink=1)   # the mean of every part, as before 0.2.6; the maxima added, as before 0.2.15, at full resolution, as before 0.2.16
-    cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25)
+    cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25, features=True)   # the feature part: off by default since 0.2.18
     multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
     back = open_scorer(tmp_path / 'multi', device='cpu')
@@ -353,7 +353,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     got, want = one.score(IMGS), alone.score(IMGS).refuse(alone.norms, back.parts[:3], 'mean', 1.5, 2, pair)
     np.testing.assert_array_equal(got.scores, want.scores); np.testing.assert_array_equal(got.maps, want.maps)
     assert not np.allclose(got.scores, alone.score(IMGS).scores)   # one vote, not two: another score
-    banked = Scorer(res.model, res.tasks, device='cpu', scoring=dict(feature_bank=20, k=3)); banked.calibrate(IMGS, IMGS)
+    banked = Scorer(res.model, res.tasks, device='cpu', scoring=dict(feature_bank=20, k=3, features=True)); banked.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'bank' / 'model.pt', res.model, res.tasks, TINY, norm=banked.norms_dict())
     again = open_scorer(tmp_path / 'bank', device='cpu')   # the bank travels with the run
     assert again.scoring.feature_bank == 20 and again.density.bank.shape[0] == 20 and back.density.bank is None
