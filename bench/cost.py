@@ -185,9 +185,10 @@ def scoring_macs(joint, tasks, x: torch.Tensor, scoring: ScoringConfig = Scoring
     model = count_macs([(joint, tasks)], x, heads=fused, feature_tasks=feats)
     parts = {'model (fused heads)': sum(model.values())}
     if scoring.features: parts['feature part'] = feature_part_macs(joint, tasks, x)
-    n_maps = len([t for t in scoring.mirrored if t in [*fused, *[FEATURES] * scoring.features]]) + bool(scoring.mirror)   # the feature part's map only where it is made
+    learned = fused + ([FEATURES] if scoring.features else [])   # the maps the model makes: the feature part's only where it is on
+    n_maps = len([t for t in scoring.mirrored if t in learned]) + bool(scoring.mirror)
     if n_maps: parts['mirror part'] = mirror_macs(x.shape[-1], n_maps)
-    n_parts = len(fused) + bool(scoring.features) + bool(scoring.lookup) + bool(scoring.mirror)
+    n_parts = len(learned) + bool(scoring.lookup) + bool(scoring.mirror)
     parts['calibration'] = calibration_macs(x.shape[-1], n_parts, n_ref, scoring)
     parts['map smoothing'] = smoothing_macs(x.shape[-1], n_parts, scoring)
     unfused = [t for t in tasks if t not in fused]
@@ -263,12 +264,13 @@ def scoring_lines(sm: dict, size: int) -> list:
     L = [f'## What scoring one {size} px image costs with the default scoring: multiply-accumulates', '',
          '| part | MMAC |', '|---|---|']
     L += [f"| {p} | {v / 1e6:.2f} |" for p, v in sm['parts'].items()]
-    L += [f"| **total** | **{sm['total'] / 1e6:.2f}** |", '',
-          f"The model runs the heads of the fused tasks ({', '.join(sm['fused'])}). "
-          + (f"Trained but not fused: {', '.join(sm['unfused'])}; " + (f"of these only the trunk of {', '.join(sm['trunk_only'])} runs "
-             "(the feature part reads it), the rest not at all. " if sm['trunk_only'] else "none of them runs. ") if sm['unfused'] else '')
-          + f"The bar is {sm['bar'] / 1e6:.0f} M: {'met' if sm['total'] <= sm['bar'] else 'NOT met'}.", '']
-    return L
+    text = f"The model runs the heads of the fused tasks ({', '.join(sm['fused'])}). "
+    if sm['trunk_only']:
+        text += (f"Trained but not fused: {', '.join(sm['unfused'])}; of these only the trunk of {', '.join(sm['trunk_only'])} runs "
+                 "(the feature part reads it), the rest not at all. ")
+    elif sm['unfused']: text += f"Trained but not fused: {', '.join(sm['unfused'])}; none of them runs. "
+    text += f"The bar is {sm['bar'] / 1e6:.0f} M: {'met' if sm['total'] <= sm['bar'] else 'NOT met'}."
+    return L + [f"| **total** | **{sm['total'] / 1e6:.2f}** |", '', text, '']
 
 
 def markdown(r: dict) -> str:

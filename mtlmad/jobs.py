@@ -91,7 +91,8 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     update_run_record(out, data=data.root)   # recorded first, so that `--resume` finds the data of a stopped run
     src = samples_source(train, cfg)   # read once: fit trains on it, calibration takes its reference images from it
     res = fit(cfg, src, out_dir=out, device=device, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
-    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, ScoringConfig(fusion_tasks=_fused_parts(cfg, ScoringConfig(), ScoringConfig().features)), progress=progress)
+    sc = ScoringConfig()   # the defaults, with the parts they fuse saved in the run
+    scorer = calibrated_scorer(res.model, res.tasks, src, cal_images, sc.replace(fusion_tasks=_fused_parts(cfg, sc, sc.features)), progress=progress)
     save_checkpoint(checkpoint_path(out), res.model, res.tasks, cfg, norm=scorer.norms_dict(), history=res.history)
     update_run_record(out, data=data.root, n_train=len(train), n_calibration=len(cal_images), calibration=cal_from, device=str(scorer.device))
     return out
