@@ -619,3 +619,54 @@ def test_crossfit_calibrates_as_the_scorer_and_judges_the_whole_split_as_mtlmad_
     assert r['halves'] == 4 and set(sc.fusion_tasks) | {f'no_{t}' for t in sc.fusion_tasks} < set(r)
     one = crossfit.crossfit(sc, *(lambda e: (e.images, e.labels, crossfit.patient_groups(e.paths, e.labels)))(load_run_split(run, sc.cfg, more, 'valid')), n=4)
     assert one['cross'] == pytest.approx(r['cross']) and not any(k.startswith('no_') for k in one)   # the same halves (seed 0): the same figure
+
+
+class _Recorder(torch.nn.Module):
+    "Stands in for the joint model: records the inputs of one `forward_tasks`, outputs zeros of each task's shape."
+    def __init__(self, out): super().__init__(); self.out, self.seen, self.aux_loss, self.w = out, {}, torch.zeros(()), torch.nn.Parameter(torch.zeros(()))
+    def forward_tasks(self, inputs):
+        self.seen = dict(inputs)
+        return {n: torch.zeros(x.shape[0], self.out[n], *x.shape[2:]) + self.w for n, x in inputs.items()}
+
+
+@pytest.mark.parametrize('clean', [False, True])
+def test_proto_mirror_input_gives_each_input_its_mirror_image(clean, one_thread):
+    "Beside each training input: its reflection about the clean image's midline, or (`--clean`) the clean image's own; geometry's turned as its input."
+    import proto_mirror_input as P
+    from mtlmad.mirror import find_midlines, reflect
+    from mtlmad.tasks import make_tasks
+    from mtlmad.tasks.geometry import apply_transform
+    cfg = MTLConfig(image_size=32, width=8, n_experts=2, tasks=('denoise', 'geometry', 'tissue', 'pseudo_anomaly'))
+    x = torch.rand(4, 1, 32, 32)
+    tasks = make_tasks(cfg)
+    for t in tasks.values(): t.fit(x)
+    rec = _Recorder({n: t.out_channels for n, t in tasks.items()})
+    with P.patched(clean):
+        P.step_losses(rec, tasks, cfg, x, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    plain = {n: t.make_batch(x, g) for n, t in tasks.items()}   # the same draws, in the same order
+    thetas = find_midlines(x)
+    for n, seen in rec.seen.items():
+        assert seen.shape == (4, 2, 32, 32)
+        torch.testing.assert_close(seen[:, :1], plain[n].input)
+        if n == 'geometry': want = apply_transform(reflect(x, thetas), plain[n].target[:, 0, 0])
+        else: want = reflect(x if clean else seen[:, :1], thetas)
+        torch.testing.assert_close(seen[:, 1:], want)
+    if not clean: assert not torch.allclose(rec.seen['denoise'][:, 1:], reflect(x, thetas))   # the noise is mirrored too
+
+
+def test_proto_mirror_input_trains_scores_and_leaves_the_package_as_it_was(tmp_path, one_thread):
+    import proto_mirror_input as P
+    import mtlmad.train as train_mod
+    from mtlmad.checkpoint import load_run
+    from mtlmad.data.brain import make_demo_data
+    from mtlmad.jobs import open_scorer, train_run
+    from mtlmad.moe import MTLModel
+    data = make_demo_data(tmp_path / 'data', image_size=64)   # lesions need room; the model sees 32 px
+    with P.patched():
+        run = train_run(data, tmp_path / 'run', MTLConfig(image_size=32, width=8, n_experts=2, steps=2), device='cpu', progress=False)
+        assert load_run(run, device='cpu').model.stem1[0].in_channels == 2
+        res = open_scorer(run, device='cpu').score(torch.rand(3, 1, 32, 32) * 0.5)
+        assert np.isfinite(res.scores).all()
+    assert train_mod.MTLModel is MTLModel and train_mod._step_losses is not P.step_losses
+    with pytest.raises(ValueError, match='weights do not match'): load_run(run, device='cpu')   # without the prototype: a one-channel model

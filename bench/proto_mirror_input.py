@@ -1,0 +1,95 @@
+"""Prototype (not in the package; measured and not taken, bench/ablation.md "After 0.2.18"): the model sees each input
+beside its own mirror image, a learned use of symmetry.
+
+    python bench/proto_mirror_input.py [--clean] ABLATE_ARGS ...   (the arguments of bench/ablate.py, e.g. --name L90_mirror_in --data D --seeds 0)
+    python bench/proto_mirror_input.py --rescore RUN ...           (a run trained here, scored again as bench/ablate.py does)
+
+The joint model takes two channels per image channel: the task's input, and that input reflected about the midline of
+the clean image (`mtlmad.mirror.find_midlines`, searched once per training batch after augmentation and once per
+scored batch). A task that corrupts its input (noise, pasted pseudo-anomalies, hidden patches) corrupts it before the
+reflection, so at training the mirror channel holds the corruption on the other side, as a lesion's mirror image does
+at test. The geometry task's input is rotated: its mirror channel is the clean image's reflection, rotated alike.
+`--clean`: at training every task's mirror channel is the clean image's reflection instead (the corruption on one side
+only, as though the other side were known to be normal; at test the mirror channel still holds a lesion's mirror image).
+At scoring, both ways, every inference input is given beside its own reflection (for the fused tasks that input is the
+clean image). The midline search adds no measurable training time (LGG: 810-838 s a model against 825-949 s).
+Everything else is `bench/ablate.py` as it is: training, calibration, scoring, the log line. A run trained here keeps
+the package's config (one channel): it loads only under `patched`, as `--rescore` here does."""
+import contextlib, dataclasses, sys
+from pathlib import Path
+
+import torch
+
+import mtlmad.checkpoint as checkpoint
+import mtlmad.moe as moe
+import mtlmad.score as score
+import mtlmad.train as train
+from mtlmad.mirror import find_midlines, reflect
+from mtlmad.tasks.geometry import apply_transform
+
+
+def _mirrored(x, thetas):
+    "x (B, C, S, S) beside its reflection by thetas: (B, 2C, S, S)."
+    return torch.cat([x, reflect(x.detach().float().cpu(), thetas).to(x.device, x.dtype)], 1)
+
+
+class MirrorInputModel(moe.MTLModel):
+    "The joint model with twice the image channels: each input and its mirror image (`thetas`, set before a forward)."
+    def __init__(self, cfg, out_channels):
+        super().__init__(cfg.replace(channels=2 * cfg.channels), out_channels)
+        self.thetas = None
+
+    def forward_tasks(self, inputs, heads=None):
+        c, done = self.cfg.channels // 2, {}
+        def two(x):
+            if x.shape[1] != c: return x   # already given with its mirror channel (training)
+            if self.thetas is None: raise RuntimeError('MirrorInputModel: no midlines set for these inputs')
+            if id(x) not in done: done[id(x)] = _mirrored(x, self.thetas)
+            return done[id(x)]
+        return super().forward_tasks({t: two(x) for t, x in inputs.items()}, heads)
+
+
+CLEAN = False   # `--clean`: every task's mirror channel at training is the clean image's reflection
+
+def step_losses(model, tasks, cfg, images, gen, fwd=None, rows=None):
+    "`mtlmad.train._step_losses` with every task input beside its mirror image about the clean image's midline."
+    thetas = find_midlines(images)
+    batches = {n: t.make_batch(images, gen) for n, t in tasks.items()}
+    done, clean = {}, reflect(images.detach().float().cpu(), thetas).to(images.device, images.dtype)
+    for n, b in batches.items():
+        if n == 'geometry': x = torch.cat([b.input, apply_transform(clean, b.target[:, 0, 0])], 1)
+        else:   # tasks given one input share one two-channel input
+            if id(b.input) not in done: done[id(b.input)] = torch.cat([b.input, clean], 1) if CLEAN else _mirrored(b.input, thetas)
+            x = done[id(b.input)]
+        batches[n] = dataclasses.replace(b, input=x)
+    if rows is not None: batches = train._rows_of(batches, rows, len(images))
+    preds = (fwd or model.forward_tasks)({n: b.input for n, b in batches.items()})
+    return {n: t.loss(preds[n].float(), batches[n]) for n, t in tasks.items()}, model.aux_loss.float()
+
+
+_task_errors = score.task_errors
+
+def task_errors(model, tasks, images, *args, **kwargs):
+    "`mtlmad.score.task_errors` with the batch's midlines set on the model."
+    model.thetas = find_midlines(images)
+    try: return _task_errors(model, tasks, images, *args, **kwargs)
+    finally: model.thetas = None
+
+
+@contextlib.contextmanager
+def patched(clean: bool = False):
+    "mtlmad with the model that sees mirror images, for training, loading and scoring; as it was again afterwards."
+    global CLEAN
+    saved = (train.MTLModel, checkpoint.MTLModel, train._step_losses, score.task_errors, CLEAN)
+    train.MTLModel = checkpoint.MTLModel = MirrorInputModel
+    train._step_losses, score.task_errors, CLEAN = step_losses, task_errors, clean
+    try: yield
+    finally: train.MTLModel, checkpoint.MTLModel, train._step_losses, score.task_errors, CLEAN = saved
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, str(Path(__file__).parent))
+    import ablate
+    clean = '--clean' in sys.argv
+    if clean: sys.argv.remove('--clean')
+    with patched(clean): ablate.main()
