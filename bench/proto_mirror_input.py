@@ -12,7 +12,9 @@ at test. The geometry task's input is rotated: its mirror channel is the clean i
 `--clean`: at training every task's mirror channel is the clean image's reflection instead (the corruption on one side
 only, as though the other side were known to be normal; at test the mirror channel still holds a lesion's mirror image).
 At scoring, both ways, every inference input is given beside its own reflection (for the fused tasks that input is the
-clean image). The midline search adds no measurable training time (LGG: 810-838 s a model against 825-949 s).
+clean image). The prototype searches each scored batch's midlines for the model and again for the mirror part (the
+package version on the branch `mirror-input` searches once for both). The midline search adds no measurable training
+time (LGG: 810-838 s a model against 825-949 s).
 Everything else is `bench/ablate.py` as it is: training, calibration, scoring, the log line. A run trained here keeps
 the package's config (one channel): it loads only under `patched`, as `--rescore` here does."""
 import contextlib, dataclasses, sys
@@ -51,20 +53,29 @@ class MirrorInputModel(moe.MTLModel):
 
 CLEAN = False   # `--clean`: every task's mirror channel at training is the clean image's reflection
 
+class _WithMirror:
+    "A task whose training batches carry the mirror channel, made by `add` from the batch; everything else is the task's."
+    def __init__(self, task, add): self.task, self.add = task, add
+    def __getattr__(self, name): return getattr(self.task, name)
+    def make_batch(self, images, generator):
+        b = self.task.make_batch(images, generator)
+        return dataclasses.replace(b, input=self.add(b))
+
+
+_step_losses = train._step_losses
+
 def step_losses(model, tasks, cfg, images, gen, fwd=None, rows=None):
-    "`mtlmad.train._step_losses` with every task input beside its mirror image about the clean image's midline."
+    "`mtlmad.train._step_losses` with every task input beside its mirror image about the clean images' midlines (searched once)."
     thetas = find_midlines(images)
-    batches = {n: t.make_batch(images, gen) for n, t in tasks.items()}
-    done, clean = {}, reflect(images.detach().float().cpu(), thetas).to(images.device, images.dtype)
-    for n, b in batches.items():
-        if n == 'geometry': x = torch.cat([b.input, apply_transform(clean, b.target[:, 0, 0])], 1)
-        else:   # tasks given one input share one two-channel input
-            if id(b.input) not in done: done[id(b.input)] = torch.cat([b.input, clean], 1) if CLEAN else _mirrored(b.input, thetas)
-            x = done[id(b.input)]
-        batches[n] = dataclasses.replace(b, input=x)
-    if rows is not None: batches = train._rows_of(batches, rows, len(images))
-    preds = (fwd or model.forward_tasks)({n: b.input for n, b in batches.items()})
-    return {n: t.loss(preds[n].float(), batches[n]) for n, t in tasks.items()}, model.aux_loss.float()
+    clean = reflect(images.detach().float().cpu(), thetas).to(images.device, images.dtype)
+    done = {}
+    def add(n, b):
+        if n == 'geometry': return torch.cat([b.input, apply_transform(clean, b.target[:, 0, 0])], 1)   # turned as its input
+        if id(b.input) not in done:   # tasks given one input share one two-channel input (one stem pass); the input is kept, so its id stays its own
+            done[id(b.input)] = b.input, torch.cat([b.input, clean], 1) if CLEAN else _mirrored(b.input, thetas)
+        return done[id(b.input)][1]
+    wrapped = {n: _WithMirror(t, lambda b, n=n: add(n, b)) for n, t in tasks.items()}
+    return _step_losses(model, wrapped, cfg, images, gen, fwd, rows)
 
 
 _task_errors = score.task_errors
