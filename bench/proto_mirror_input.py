@@ -1,7 +1,7 @@
 """Prototype (not in the package; measured and not taken, bench/ablation.md "After 0.2.18"): the model sees each input
 beside its own mirror image, a learned use of symmetry.
 
-    python bench/proto_mirror_input.py [--clean] ABLATE_ARGS ...   (the arguments of bench/ablate.py, e.g. --name L90_mirror_in --data D --seeds 0)
+    python bench/proto_mirror_input.py [--clean] [--only TASK[,TASK]] ABLATE_ARGS ...   (the arguments of bench/ablate.py, e.g. --name L90_mirror_in --data D --seeds 0)
     python bench/proto_mirror_input.py --rescore RUN ...           (a run trained here, scored again as bench/ablate.py does)
 
 The joint model takes two channels per image channel: the task's input, and that input reflected about the midline of
@@ -43,15 +43,21 @@ class MirrorInputModel(moe.MTLModel):
 
     def forward_tasks(self, inputs, heads=None):
         c, done = self.cfg.channels // 2, {}
-        def two(x):
+        def two(t, x):
             if x.shape[1] != c: return x   # already given with its mirror channel (training)
-            if self.thetas is None: raise RuntimeError('MirrorInputModel: no midlines set for these inputs')
-            if id(x) not in done: done[id(x)] = _mirrored(x, self.thetas)
-            return done[id(x)]
-        return super().forward_tasks({t: two(x) for t, x in inputs.items()}, heads)
+            key = id(x), seeing(t)
+            if key not in done:
+                if not key[1]: done[key] = torch.cat([x, torch.zeros_like(x)], 1)   # `--only`: this task's mirror channel is empty
+                elif self.thetas is None: raise RuntimeError('MirrorInputModel: no midlines set for these inputs')
+                else: done[key] = _mirrored(x, self.thetas)
+            return done[key]
+        return super().forward_tasks({t: two(t, x) for t, x in inputs.items()}, heads)
 
 
 CLEAN = False   # `--clean`: every task's mirror channel at training is the clean image's reflection
+ONLY = None   # `--only a,b`: the tasks that see a mirror image; every other task's mirror channel is zeros (None: every task)
+
+def seeing(task: str) -> bool: return ONLY is None or task in ONLY
 
 class _WithMirror:
     "A task whose training batches carry the mirror channel, made by `add` from the batch; everything else is the task's."
@@ -70,6 +76,7 @@ def step_losses(model, tasks, cfg, images, gen, fwd=None, rows=None):
     clean = reflect(images.detach().float().cpu(), thetas).to(images.device, images.dtype)
     done = {}
     def add(n, b):
+        if not seeing(n): return torch.cat([b.input, torch.zeros_like(b.input)], 1)
         if n == 'geometry': return torch.cat([b.input, apply_transform(clean, b.target[:, 0, 0])], 1)   # turned as its input
         if id(b.input) not in done:   # tasks given one input share one two-channel input (one stem pass); the input is kept, so its id stays its own
             done[id(b.input)] = b.input, torch.cat([b.input, clean], 1) if CLEAN else _mirrored(b.input, thetas)
@@ -88,14 +95,14 @@ def task_errors(model, tasks, images, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def patched(clean: bool = False):
-    "mtlmad with the model that sees mirror images, for training, loading and scoring; as it was again afterwards."
-    global CLEAN
-    saved = (train.MTLModel, checkpoint.MTLModel, train._step_losses, score.task_errors, CLEAN)
+def patched(clean: bool = False, only=None):
+    "mtlmad with the model that sees mirror images (`only`: these tasks alone), for training, loading and scoring; as it was again afterwards."
+    global CLEAN, ONLY
+    saved = (train.MTLModel, checkpoint.MTLModel, train._step_losses, score.task_errors, CLEAN, ONLY)
     train.MTLModel = checkpoint.MTLModel = MirrorInputModel
-    train._step_losses, score.task_errors, CLEAN = step_losses, task_errors, clean
+    train._step_losses, score.task_errors, CLEAN, ONLY = step_losses, task_errors, clean, (None if only is None else tuple(only))
     try: yield
-    finally: train.MTLModel, checkpoint.MTLModel, train._step_losses, score.task_errors, CLEAN = saved
+    finally: train.MTLModel, checkpoint.MTLModel, train._step_losses, score.task_errors, CLEAN, ONLY = saved
 
 
 if __name__ == '__main__':
@@ -103,4 +110,7 @@ if __name__ == '__main__':
     import ablate
     clean = '--clean' in sys.argv
     if clean: sys.argv.remove('--clean')
-    with patched(clean): ablate.main()
+    only = None
+    if '--only' in sys.argv:
+        i = sys.argv.index('--only'); only = sys.argv[i + 1].split(','); del sys.argv[i:i + 2]
+    with patched(clean, only): ablate.main()

@@ -653,6 +653,17 @@ def test_proto_mirror_input_gives_each_input_its_mirror_image(clean, one_thread)
         else: want = reflect(x if clean else seen[:, :1], thetas)
         torch.testing.assert_close(seen[:, 1:], want)
     if not clean: assert not torch.allclose(rec.seen['denoise'][:, 1:], reflect(x, thetas))   # the noise is mirrored too
+    with P.patched(clean, only=['tissue']):   # `--only tissue`: the other tasks' mirror channels are empty, at training and at scoring
+        P.step_losses(rec, tasks, cfg, x, torch.Generator().manual_seed(0))
+        model = P.MirrorInputModel(cfg, {n: t.out_channels for n, t in tasks.items()})
+        model.thetas, seen = thetas, {}
+        model.stem1.register_forward_hook(lambda m, i, o: seen.update({len(seen): i[0]}))   # returns None: the output stays
+        model.forward_tasks({'tissue': x, 'denoise': x})
+    for n, got in rec.seen.items():
+        torch.testing.assert_close(got[:, :1], plain[n].input)
+        assert (got[:, 1:].abs().sum() > 0) == (n == 'tissue'), n
+    assert [got[:, 1:].abs().sum().item() > 0 for got in seen.values()] == [True, False]   # one clean image, two inputs: tissue's with its reflection
+    torch.testing.assert_close(seen[0][:, 1:], reflect(x, thetas))
 
 
 def test_proto_mirror_input_trains_scores_and_leaves_the_package_as_it_was(tmp_path, one_thread):
@@ -670,3 +681,33 @@ def test_proto_mirror_input_trains_scores_and_leaves_the_package_as_it_was(tmp_p
         assert np.isfinite(res.scores).all()
     assert train_mod.MTLModel is MTLModel and train_mod._step_losses is not P.step_losses
     with pytest.raises(ValueError, match='weights do not match'): load_run(run, device='cpu')   # without the prototype: a one-channel model
+
+
+def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
+    "bench/fusion_rules.py: its rules on one scoring pass give what the scorer's own fusion gives, in-sample and cross-fitted."
+    import crossfit, fusion_rules
+    from mtlmad.jobs import evaluate_run, load_run_split, open_scorer
+    from mtlmad.metrics import image_auroc
+    run = ablated[0]
+    more = make_bmad(tmp_path, 'Brain', n_train=3, n_valid=(8, 8), n_test=(4, 4))
+    rules = 'top2,top1,all,map_max,fisher,two_kinds,top2-no_lookup'
+    res = fusion_rules.main([str(run), '--data', str(more), '--rules', rules, '--halves', '4', '--out', str(tmp_path / 'fr.json')])[str(run)]
+    saved = json.loads((tmp_path / 'fr.json').read_text())['runs'][str(run)]
+    assert set(saved) == set(rules.split(',')) | {'mirror'} and all(saved[k] == pytest.approx(v) for k, v in res.items())
+    sc = open_scorer(run, 'cpu')
+    assert (sc.scoring.top_parts, sc.scoring.fusion) == (2, 'mean') and {'lookup', 'mirror'} <= set(sc.fusion_tasks)
+    for split in ('valid', 'test'):   # today's rule and the mirror part alone: what `mtlmad evaluate` reports
+        reported = evaluate_run(run, tmp_path / split, data=more, split=split, progress=False)
+        assert res['top2'][split] == pytest.approx(reported['fused']['image_auroc'], abs=1e-6)
+        assert res['mirror'][split] == pytest.approx(reported['mirror']['image_auroc'], abs=1e-6)
+    es = load_run_split(run, sc.cfg, more, 'valid')
+    r = sc.score(es.images)
+    fused = lambda **kw: 100 * image_auroc(es.labels, r.refuse(sc.norms, sc.fusion_tasks, **{'groups': sc.scoring.groups, 'lookup_map': sc.scoring.lookup_map, **kw}).scores)
+    assert res['top1']['valid'] == pytest.approx(fused(top=1), abs=1e-6)
+    assert res['all']['valid'] == pytest.approx(fused(top=0), abs=1e-6)
+    assert res['map_max']['valid'] == pytest.approx(fused(fusion='max', top=2, sigma=sc.scoring.sigma), abs=1e-6)
+    drop = [t for t in sc.fusion_tasks if t != 'lookup']
+    assert res['top2-no_lookup']['valid'] == pytest.approx(100 * image_auroc(es.labels, r.refuse(sc.norms, drop, top=2, groups=sc.scoring.groups).scores), abs=1e-6)
+    cf = crossfit.crossfit(sc, es.images, es.labels, crossfit.patient_groups(es.paths, es.labels), n=4)
+    assert res['top2']['cross'] == pytest.approx(cf['cross']) and res['mirror']['cross'] == pytest.approx(cf['mirror'])   # the same halves
+    with pytest.raises(ValueError, match='unknown rule'): fusion_rules.rule_scores('top2x', sc, sc.norms, {}, {}, None)
