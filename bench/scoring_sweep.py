@@ -66,7 +66,7 @@ def validation_metrics(train_images, valid, e_train, e_valid, scoring: ScoringCo
                          part_floors=s.part_floors)
     per = s.score_scales == 'max' and not top   # one maximum per smoothing, each z-scored against the normals', as `Scorer` scores
     z, score, fg = calibrated_errors(e_valid, valid.images, ref, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only,
-                                     s.rms_parts, s.both_sides, per, s.score_shrink)
+                                     s.rms_parts, s.both_sides, per, s.score_shrink, s.own_spread_parts)
     tasks = [t for t in z if s.fusion_tasks is None or t in s.fusion_tasks]
     if top: score = {t: np.sum([top_mean(gaussian_blur(z[t], g), fg, top) for g in _sigmas(s.score_sigma)], 0) for t in tasks}
     for g in scales:

@@ -19,9 +19,9 @@ from .ops import gaussian_blur, foreground
 from .mirror import COARSE
 
 # %% auto #0
-__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'ScoringConfig', 'foreground_masks',
-           'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur', 'image_scores', 'image_thumbs',
-           'Reference', 'make_reference', 'local_z', 'calibrated_errors']
+__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'NORMAL_MAD', 'ScoringConfig',
+           'foreground_masks', 'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur',
+           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'own_spread', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -54,6 +54,7 @@ class ScoringConfig:
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
     lookup_map: str = 'mean' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
+    lookup_own_spread: bool = False # the lookup part's z-map in units of each image's own spread of it over the tissue, where that is above 1 (`own_spread`; an option since 0.2.19)
     mirror: str = 'brighter' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
     mirror_floor: float = 0.1 # floor of the mirror part's per-location spread, a fraction of its spread (`make_reference`)
     mirrored: tuple = ('inpaint', 'denoise', 'tissue', 'pseudo_anomaly', 'features') # parts whose error map counts as its difference from its own mirror image (`mtlmad.mirror`)
@@ -99,6 +100,7 @@ def _check(self: ScoringConfig):
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     if not (_whole(self.mirror_search) and self.mirror_search >= 4): raise ValueError(f'mirror_search must be a whole number >= 4, got {self.mirror_search!r}')
+    if not isinstance(self.lookup_own_spread, bool): raise ValueError(f'lookup_own_spread must be True or False, got {self.lookup_own_spread!r}')
     if self.lookup not in LOOKUP_SIDES:
         raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
     if self.mirror not in LOOKUP_SIDES:
@@ -148,6 +150,11 @@ def both_sides(self: ScoringConfig) -> tuple:
 def part_floors(self: ScoringConfig) -> dict:
     "The parts with a spread floor of their own (`make_reference`'s `part_floors`): `lookup_floor` and `mirror_floor`."
     return {LOOKUP: self.lookup_floor, MIRROR: self.mirror_floor}
+
+@patch(as_prop=True)
+def own_spread_parts(self: ScoringConfig) -> tuple:
+    "The parts whose z-map is put in each image's own units (`calibrated_errors`' `own_spread_parts`): the lookup part under `lookup_own_spread`."
+    return (LOOKUP,) if self.lookup and self.lookup_own_spread else ()
 
 # %% ../nbs/06a_calibration.ipynb #b7c1e0a2
 def foreground_masks(images: torch.Tensor, # (N,C,S,S) in [0,1]
@@ -286,6 +293,15 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
         out[t] = (np.abs(z) if t in both_sides else z).astype(np.float32)
     return out
 
+NORMAL_MAD = 0.6745   # the median |z| of a standard normal variable
+
+def own_spread(z: np.ndarray, # (N,H,W) signed z-maps
+               fg: np.ndarray, # (N,H,W) bool: the pixels that count
+              ) -> np.ndarray:
+    "Each z-map in units of its own robust spread over the pixels that count (its median |z| / `NORMAL_MAD`), where that spread is above 1."
+    spread = np.array([np.median(np.abs(m[f])) if f.any() else 0.0 for m, f in zip(z, fg)]) / NORMAL_MAD
+    return (z / np.maximum(spread, 1.0)[:, None, None]).astype(np.float32)
+
 # %% ../nbs/06a_calibration.ipynb #6d0a9b2f
 def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `images`
                       images: torch.Tensor, # (N,C,S,S) the images
@@ -299,10 +315,15 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       both_sides=(), # see `local_z`
                       per_scale: bool = False, # each score one per smoothing, (N, smoothings) (`image_scores`)
                       shrink: int = ScoringConfig.score_shrink, # see `image_scores`
+                      own_spread_parts=(), # parts whose signed z-map is put in each image's own units (`own_spread`) before `both_sides`
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
-    if reference is not None: maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, both_sides)
+    if reference is not None:
+        maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, tuple(t for t in both_sides if t not in own_spread_parts))
+        for t in set(own_spread_parts) & set(maps):
+            z = own_spread(maps[t], fg)
+            maps[t] = np.abs(z) if t in both_sides else z
     maps = {t: mask_outside(m, fg) for t, m in maps.items()}
     masks = {}   # the blocks that count, once for every part
     return maps, {t: image_scores(m, fg, score_sigma, per_scale, shrink, masks) for t, m in maps.items()}, fg

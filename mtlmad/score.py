@@ -338,7 +338,7 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', 
         if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
             return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
         maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
-                                             s.both_sides, s.score_scales == 'max', s.score_shrink)
+                                             s.both_sides, s.score_scales == 'max', s.score_shrink, s.own_spread_parts)
     if s.score_scales == 'max' and not per_scale: scores = {t: self._one_score(t, v) for t, v in scores.items()}
     return maps, scores, gates, fg
 
@@ -363,7 +363,7 @@ def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='sc
     if look:
         if self.frame_reference is None: raise ValueError('a cropped run scores its lookup part against normal frames, and this scorer holds none: calibrate it again')
         lm, ls, _ = calibrated_errors({LOOKUP: images.float().mean(1).cpu().numpy()}, images, self.frame_reference, s.k, s.score_sigma,
-                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, per, s.score_shrink)
+                                      s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, per, s.score_shrink, s.own_spread_parts)
         maps[LOOKUP], scores[LOOKUP] = lm[LOOKUP], ls[LOOKUP]
     fg = foreground_masks(images, s.erode) if s.foreground_only else np.ones((len(images), size, size), bool)
     return maps, scores, gates, fg
@@ -483,4 +483,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'mirror_search' not in saved: saved['mirror_search'] = 32   # 0.2.13 searched for the midline at 32 px first
     if 'score_scales' not in saved: saved['score_scales'] = 'sum'   # before 0.2.15 a part's maxima at each smoothing add up
     if 'score_shrink' not in saved: saved['score_shrink'] = 1   # before 0.2.16 every smoothing ran at full resolution
+    if 'lookup_own_spread' not in saved: saved['lookup_own_spread'] = False   # before 0.2.19 the lookup part's z-map is its references' alone
     return ScoringConfig.from_dict({**saved, **ov})

@@ -60,7 +60,8 @@ def test_a_cropped_run_scores_frames_part_by_part_where_each_was_made(cropped_ru
     finally: sc.model.cfg, sc.scoring = model_cfg, scoring
     s = sc.scoring
     on_frames, frame_scores, _ = calibrated_errors({LOOKUP: frames.mean(1).numpy()}, frames, sc.frame_reference, s.k, s.score_sigma, s.erode,
-                                                   s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, s.score_scales == 'max')
+                                                   s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, s.score_scales == 'max',
+                                                   s.score_shrink, s.own_spread_parts)   # the lookup part in each frame's own units (0.2.19)
     if s.score_scales == 'max': frame_scores = {t: sc.norms[t].scale_z(v) for t, v in frame_scores.items()}   # each smoothing's z, the largest
     for t in learned:
         np.testing.assert_allclose(cal[t], uncrop(on_crops[t], boxes, frames.shape[-1]), atol=1e-5)
