@@ -712,3 +712,22 @@ def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
     cf = crossfit.crossfit(sc, es.images, es.labels, crossfit.patient_groups(es.paths, es.labels), n=4)
     assert res['top2']['cross'] == pytest.approx(cf['cross']) and res['mirror']['cross'] == pytest.approx(cf['mirror'])   # the same halves
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.rule_scores('top2x', sc, sc.norms, {}, {}, None)
+
+
+def test_proto_lookup_relative_divides_by_the_spread_beyond_the_calibration_normals():
+    "bench/proto_lookup_relative.py: the first maps set the normals' median spread m0; a map is divided by its spread over max(1, m0), never by less than 1."
+    import proto_lookup_relative as P
+    from mtlmad.calibration import NORMAL_MAD, own_spread
+    g = np.random.default_rng(0)
+    fg = np.ones((3, 16, 16), bool)
+    normals = (2 * g.normal(0, 1, (3, 16, 16))).astype(np.float32)   # calibration normals twice as spread as a normal z-map
+    with P.patched():
+        P.relative_spread(normals, fg)
+        m0 = P.NORMALS['m0']
+        test = np.stack([normals[0] * 3, normals[1] / 4]).astype(np.float32)   # one far more spread than the normals, one less
+        got = P.relative_spread(test, fg[:2])
+    assert 1.5 < m0 < 2.5 and P.NORMALS == {}   # put back afterwards
+    s = np.median(np.abs(test[0])) / NORMAL_MAD
+    np.testing.assert_allclose(got[0], test[0] / (s / m0), rtol=1e-5)   # divided by its spread relative to the normals'
+    np.testing.assert_array_equal(got[1], test[1])   # below the normals' spread: as it is
+    np.testing.assert_allclose(own_spread(test, fg[:2])[0], test[0] / s, rtol=1e-5)   # the option divides by the whole spread
