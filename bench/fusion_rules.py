@@ -31,63 +31,59 @@ from mtlmad.calibration import LOOKUP, MIRROR
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
 from mtlmad.metrics import image_auroc
-from mtlmad.score import fuse_scores, largest_mean, merge_groups
+from mtlmad.score import fuse_maps, largest_mean, merge_groups
 
 NO_LEARNING = (LOOKUP, MIRROR)
 
 
-def votes(sc, norms: dict, scores: dict, idx) -> tuple[dict, list]:
-    "Each part's z-score on the images `idx` selects, and the votes: the groups' parts merged by their largest z."
-    z = {t: norms[t].z_score(norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx]) for t, s in scores.items()}
-    return z, merge_groups(z, sc.groups)
+def zscores(norms: dict, scores: dict, idx) -> dict:
+    "Each part's image z-score on the images `idx` selects, as the scorer fuses them (per smoothing first under `score_scales='max'`)."
+    return {t: norms[t].z_score(norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx]) for t, s in scores.items()}
 
 
 def parse_rule(rule: str) -> tuple[str, str]:
     "A rule's name and the part it leaves out ('' for none); a clear error for a rule that is not one of `RULES`' kinds."
     base, _, drop = rule.partition('-no_')
-    if not (base in ('all', 'map_max', 'fisher', 'two_kinds') or re.fullmatch(r'top[1-9][0-9]*', base)) or (rule != base and not drop):
+    if not (base in ('all', 'map_max', 'fisher', 'two_kinds', MIRROR) or re.fullmatch(r'top[1-9][0-9]*', base)) or (rule != base and not drop):
         raise ValueError(f'unknown rule {rule!r}: one of topN (N >= 1), all, map_max, fisher, two_kinds, each optionally -no_PART')
     return base, drop
 
 
-def rule_scores(rule: str, sc, norms: dict, scores: dict, maps: dict, idx) -> np.ndarray:
-    "The fused image scores of the images `idx` selects under `rule` (`RULE-no_PART`: with PART's vote left out)."
+def rule_scores(rule: str, sc, z: dict, norms: dict, maps: dict, idx) -> np.ndarray:
+    """The fused image scores, under `rule`, of the images `idx` selects, from their parts' z-scores `z` (`zscores`) or, for
+    `map_max`, from `maps` under `norms`; `RULE-no_PART`: with PART's vote left out; `mirror`: the mirror part alone."""
     rule, drop = parse_rule(rule)
-    if drop: scores = {t: s for t, s in scores.items() if t != drop}
-    z, v = votes(sc, norms, scores, idx)
-    if rule.startswith('top') or rule == 'all': return largest_mean(v, 0 if rule == 'all' else int(rule[3:]))
+    z = {t: v for t, v in z.items() if t != drop}
+    if rule == MIRROR: return z[MIRROR]
     if rule == 'map_max':
-        one = {t: norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx] for t, s in scores.items()}
-        return fuse_scores(one, norms, 'max', list(scores), {t: m[idx] for t, m in maps.items()}, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)
-    if rule == 'fisher': return -2 * np.sum([normal.logsf(x) for x in v], 0)
+        m = fuse_maps({t: maps[t][idx] for t in z}, norms, list(z), sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)
+        return m.reshape(len(m), -1).max(1)
     if rule == 'two_kinds':
-        learned = [z[t] for t in z if t not in NO_LEARNING]
-        fixed = [z[t] for t in z if t in NO_LEARNING]
+        learned, fixed = ([v for t, v in z.items() if (t in NO_LEARNING) == kind] for kind in (False, True))
         return (np.max(learned, 0) + np.max(fixed, 0)) / 2
+    v = merge_groups(z, sc.groups)
+    if rule == 'fisher': return -2 * np.sum([normal.logsf(x) for x in v], 0)
+    return largest_mean(v, 0 if rule == 'all' else int(rule[3:]))
 
 
 RULES = ('top2', 'top1', 'top3', 'all', 'map_max', 'fisher', 'two_kinds')
 
 
 def judge(sc, rules, valid, test, groups, n_halves: int = 20, seed: int = 0) -> dict:
-    "Every rule's valid / cross-fitted / test image AUROC (percent), and the mirror part alone's, on one run."
+    "Every rule's valid / cross-fitted / test image AUROC (percent), and the mirror part alone's (`mirror`), on one run."
     vmaps, vscores, _, vfg = sc._parts(valid.images, parts=list(sc.fusion_tasks), per_scale=True)
     tmaps, tscores, _, _ = sc._parts(test.images, parts=list(sc.fusion_tasks), per_scale=True)
     vl, tl = np.asarray(valid.labels), np.asarray(test.labels)
     full = {t: sc.norms[t] for t in vscores}   # the run's calibration (on its own data: fitted on these normals, `bench/crossfit.py`)
-    allv, allt = np.ones(len(vl), bool), np.ones(len(tl), bool)
-    alone = lambda norms, scores, idx: votes(sc, norms, scores, idx)[0][MIRROR]
-    out = {r: dict(valid=100 * image_auroc(vl, rule_scores(r, sc, full, vscores, vmaps, allv)),
-                   test=100 * image_auroc(tl, rule_scores(r, sc, full, tscores, tmaps, allt)), cross=[]) for r in (*rules, 'mirror')
-           if r != 'mirror'}
-    out['mirror'] = dict(valid=100 * image_auroc(vl, alone(full, vscores, allv)), test=100 * image_auroc(tl, alone(full, tscores, allt)), cross=[])
-    for a in halves(groups, vl, n_halves, seed):
-        b = ~a
-        na = fit_norms(vscores, vmaps, vfg, a & (vl == 0))
-        for r in rules: out[r]['cross'].append(image_auroc(vl[b], rule_scores(r, sc, na, vscores, vmaps, b)))
-        out['mirror']['cross'].append(image_auroc(vl[b], alone(na, vscores, b)))
-    for r in out: out[r]['cross'] = 100 * float(np.mean(out[r]['cross']))
-    return out
+    rules = list(dict.fromkeys([*rules, MIRROR]))   # the mirror part alone, once
+    def aurocs(norms, scores, maps, labels, idx):
+        z = zscores(norms, scores, idx)
+        return [image_auroc(labels[idx], rule_scores(r, sc, z, norms, maps, idx)) for r in rules]
+    v = aurocs(full, vscores, vmaps, vl, np.ones(len(vl), bool))
+    t = aurocs(full, tscores, tmaps, tl, np.ones(len(tl), bool))
+    cross = [aurocs(fit_norms(vscores, vmaps, vfg, a & (vl == 0)), vscores, vmaps, vl, ~a) for a in halves(groups, vl, n_halves, seed)]
+    c = np.mean(cross, 0) if cross else [float('nan')] * len(rules)
+    return {r: dict(valid=100 * v[i], test=100 * t[i], cross=100 * float(c[i])) for i, r in enumerate(rules)}
 
 
 def main(argv=None):

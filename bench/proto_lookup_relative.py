@@ -20,14 +20,9 @@ import mtlmad.calibration as calibration
 NORMALS = {}   # 'm0': the calibration normals' median spread, set by the first call
 
 
-def spreads(z: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    "Each z-map's robust spread over the pixels that count (its median |z| / NORMAL_MAD)."
-    return np.array([np.median(np.abs(m[f])) if f.any() else 0.0 for m, f in zip(z, fg)]) / calibration.NORMAL_MAD
-
-
 def relative_spread(z: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    "`own_spread`, with each spread taken relative to the calibration normals' median spread (where that is above 1)."
-    s = spreads(z, fg)
+    "`own_spread`, with each spread (`image_spread`) taken relative to the calibration normals' median spread (where that is above 1)."
+    s = calibration.image_spread(z, fg)
     if 'm0' not in NORMALS: NORMALS['m0'] = float(np.median(s))
     return (z / np.maximum(s / max(1.0, NORMALS['m0']), 1.0)[:, None, None]).astype(np.float32)
 

@@ -21,7 +21,8 @@ from .mirror import COARSE
 # %% auto #0
 __all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'NORMAL_MAD', 'ScoringConfig',
            'foreground_masks', 'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur',
-           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'own_spread', 'calibrated_errors']
+           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'image_spread', 'own_spread',
+           'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -295,12 +296,17 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
 
 NORMAL_MAD = 0.6745   # the median |z| of a standard normal variable
 
+def image_spread(z: np.ndarray, # (N,H,W) signed z-maps
+                 fg: np.ndarray, # (N,H,W) bool: the pixels that count
+                ) -> np.ndarray:
+    "Each z-map's robust spread over the pixels that count: its median |z| / `NORMAL_MAD` (1 for a standard normal map; 0 where no pixel counts)."
+    return np.array([np.median(np.abs(m[f])) if f.any() else 0.0 for m, f in zip(z, fg)]) / NORMAL_MAD
+
 def own_spread(z: np.ndarray, # (N,H,W) signed z-maps
                fg: np.ndarray, # (N,H,W) bool: the pixels that count
               ) -> np.ndarray:
-    "Each z-map in units of its own robust spread over the pixels that count (its median |z| / `NORMAL_MAD`), where that spread is above 1."
-    spread = np.array([np.median(np.abs(m[f])) if f.any() else 0.0 for m, f in zip(z, fg)]) / NORMAL_MAD
-    return (z / np.maximum(spread, 1.0)[:, None, None]).astype(np.float32)
+    "Each z-map in units of its own robust spread over the pixels that count (`image_spread`), where that spread is above 1."
+    return (z / np.maximum(image_spread(z, fg), 1.0)[:, None, None]).astype(np.float32)
 
 # %% ../nbs/06a_calibration.ipynb #6d0a9b2f
 def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `images`
