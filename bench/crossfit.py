@@ -12,7 +12,8 @@ Here each run's validation split is cut in two halves of its patients (LGG names
 the name up to its last `_`; in a split whose normals come from fewer than four patients, such as the one-brain demo,
 each normal slice with the anomalous copies made from it) many times over. The parts are calibrated again on the normals of one half, and the fusion and each part alone are judged
 on the other half. The same halves are judged with the calibration on every validation normal, as `mtlmad` does. The
-per-location reference (the training normals) stays as trained. `--scorer` calibrates each run afresh under other
+per-location reference (the training normals) stays as trained; each part's trend in the image's distance from its
+references (`ScoringConfig.distance_trend`) is fitted again on the same half's normals. `--scorer` calibrates each run afresh under other
 scoring settings first, as `bench/ablate.py --rescore --scorer` does. Printed per run and on average: image AUROC
 (percent) of the fusion calibrated on all normals (in-sample), of the fusion cross-fitted, and of each fused part
 alone cross-fitted, then the paired difference of the cross-fitted fusion and its best part."""
@@ -54,18 +55,29 @@ def halves(groups: np.ndarray, labels: np.ndarray, n: int = 20, seed: int = 0) -
     return out
 
 
-def fit_norms(scores: dict, maps: dict, fg: np.ndarray, keep: np.ndarray) -> dict:
+def fit_norms(scores: dict, maps: dict, fg: np.ndarray, keep: np.ndarray,
+              u: np.ndarray | None = None, # each image's distance from its references (`Scorer._distance`): fit each part's trend in it too
+             ) -> dict:
     "Each part's `TaskNorm` from the images `keep` selects (normals), as `Scorer.calibrate` fits them."
-    return {t: TaskNorm.from_errors(scores[t][keep], maps[t][keep][fg[keep]]) for t in scores}
+    norms = {t: TaskNorm.from_errors(scores[t][keep], maps[t][keep][fg[keep]]) for t in scores}
+    if u is None: return norms
+    return {t: n.fit_trend(n.scale_z(scores[t][keep]) if scores[t].ndim == 2 else scores[t][keep], u[keep]) for t, n in norms.items()}
+
+
+def distances(sc, images) -> np.ndarray | None:
+    "Each image's distance from its references where the scorer takes each part's trend in it off (`ScoringConfig.distance_trend`), else None."
+    return sc._distance(images) if sc.scoring.distance_trend and sc.reference is not None else None
 
 
 def fused_scores(sc, norms: dict, scores: dict, maps: dict, idx: np.ndarray, standardise: bool = True,
                  without: str | None = None, # a part left out of the fusion
+                 u: np.ndarray | None = None, # each image's distance from its references (`distances`): each part's trend in it taken off
                 ) -> tuple[np.ndarray, dict]:
     '''The fused image scores of the images `idx` selects under `norms`, and each part's own score (one per image).
     `standardise=False` (a prototype): a part scored per smoothing (`score_scales='max'`) enters the fusion as its
     largest z-score against the normals, without the second z-scoring of that largest z.'''
     one = {t: norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx] for t, s in scores.items()}
+    if u is not None: one = {t: norms[t].detrend(s, u[idx]) for t, s in one.items()}
     if not standardise: norms = {t: replace(n, score_mean=0.0, score_std=1.0) if scores[t].ndim == 2 else n for t, n in norms.items()}
     return fuse_scores(one, norms, sc.fusion, [t for t in scores if t != without], {t: m[idx] for t, m in maps.items()}, sc.sigma, sc.top_parts,
                        sc.groups, sc.lookup_map), one
@@ -78,19 +90,20 @@ def crossfit(sc, images: torch.Tensor, labels: np.ndarray, groups: np.ndarray, n
     the `halves`: calibrated on all normals (`in_sample`), cross-fitted (`cross`), each fused part alone cross-fitted."""
     labels = np.asarray(labels)
     maps, scores, _, fg = sc._parts(images, parts=list(sc.fusion_tasks), per_scale=True)
+    u = distances(sc, images)
     everything = np.ones(len(labels), bool)
-    full = fit_norms(scores, maps, fg, labels == 0)
-    out = dict(whole=100 * image_auroc(labels, fused_scores(sc, full, scores, maps, everything)[0]), halves=0)
+    full = fit_norms(scores, maps, fg, labels == 0, u)
+    out = dict(whole=100 * image_auroc(labels, fused_scores(sc, full, scores, maps, everything, u=u)[0]), halves=0)
     rows = []
     for a in halves(groups, labels, n, seed):
         b = ~a
-        inside = fused_scores(sc, full, scores, maps, b)[0]
-        na = fit_norms(scores, maps, fg, a & (labels == 0))
-        cross, one = fused_scores(sc, na, scores, maps, b)
+        inside = fused_scores(sc, full, scores, maps, b, u=u)[0]
+        na = fit_norms(scores, maps, fg, a & (labels == 0), u)
+        cross, one = fused_scores(sc, na, scores, maps, b, u=u)
         rows.append(dict(in_sample=image_auroc(labels[b], inside), cross=image_auroc(labels[b], cross),
-                         cross_unstandardised=image_auroc(labels[b], fused_scores(sc, na, scores, maps, b, False)[0]),
+                         cross_unstandardised=image_auroc(labels[b], fused_scores(sc, na, scores, maps, b, False, u=u)[0]),
                          **{t: image_auroc(labels[b], s) for t, s in one.items()},
-                         **{f'no_{t}': image_auroc(labels[b], fused_scores(sc, na, scores, maps, b, without=t)[0]) for t in (one if loto and len(one) > 1 else ())}))
+                         **{f'no_{t}': image_auroc(labels[b], fused_scores(sc, na, scores, maps, b, without=t, u=u)[0]) for t in (one if loto and len(one) > 1 else ())}))
     if rows: out.update({k: 100 * float(np.mean([r[k] for r in rows])) for k in rows[0]}, halves=len(rows))
     return out
 

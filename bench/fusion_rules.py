@@ -26,7 +26,7 @@ import torch
 from scipy.stats import norm as normal
 
 from ablate import run_scorer
-from crossfit import fit_norms, halves, patient_groups
+from crossfit import distances, fit_norms, halves, patient_groups
 from mtlmad.calibration import LOOKUP, MIRROR
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
@@ -36,9 +36,11 @@ from mtlmad.score import fuse_maps, largest_mean, merge_groups
 NO_LEARNING = (LOOKUP, MIRROR)
 
 
-def zscores(norms: dict, scores: dict, idx) -> dict:
-    "Each part's image z-score on the images `idx` selects, as the scorer fuses them (per smoothing first under `score_scales='max'`)."
-    return {t: norms[t].z_score(norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx]) for t, s in scores.items()}
+def zscores(norms: dict, scores: dict, idx, u=None) -> dict:
+    """Each part's image z-score on the images `idx` selects, as the scorer fuses them (per smoothing first under
+    `score_scales='max'`; less its trend in the distance `u` from the references, `crossfit.distances`, when given)."""
+    one = {t: norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx] for t, s in scores.items()}
+    return {t: norms[t].z_score(s if u is None else norms[t].detrend(s, u[idx])) for t, s in one.items()}
 
 
 def parse_rule(rule: str) -> tuple[str, str]:
@@ -74,14 +76,15 @@ def judge(sc, rules, valid, test, groups, n_halves: int = 20, seed: int = 0) -> 
     vmaps, vscores, _, vfg = sc._parts(valid.images, parts=list(sc.fusion_tasks), per_scale=True)
     tmaps, tscores, _, _ = sc._parts(test.images, parts=list(sc.fusion_tasks), per_scale=True)
     vl, tl = np.asarray(valid.labels), np.asarray(test.labels)
+    vu, tu = distances(sc, valid.images), distances(sc, test.images)
     full = {t: sc.norms[t] for t in vscores}   # the run's calibration (on its own data: fitted on these normals, `bench/crossfit.py`)
     rules = list(dict.fromkeys([*rules, MIRROR]))   # the mirror part alone, once
-    def aurocs(norms, scores, maps, labels, idx):
-        z = zscores(norms, scores, idx)
+    def aurocs(norms, scores, maps, labels, idx, u):
+        z = zscores(norms, scores, idx, u)
         return [image_auroc(labels[idx], rule_scores(r, sc, z, norms, maps, idx)) for r in rules]
-    v = aurocs(full, vscores, vmaps, vl, np.ones(len(vl), bool))
-    t = aurocs(full, tscores, tmaps, tl, np.ones(len(tl), bool))
-    cross = [aurocs(fit_norms(vscores, vmaps, vfg, a & (vl == 0)), vscores, vmaps, vl, ~a) for a in halves(groups, vl, n_halves, seed)]
+    v = aurocs(full, vscores, vmaps, vl, np.ones(len(vl), bool), vu)
+    t = aurocs(full, tscores, tmaps, tl, np.ones(len(tl), bool), tu)
+    cross = [aurocs(fit_norms(vscores, vmaps, vfg, a & (vl == 0), vu), vscores, vmaps, vl, ~a, vu) for a in halves(groups, vl, n_halves, seed)]
     c = np.mean(cross, 0) if cross else [float('nan')] * len(rules)
     return {r: dict(valid=100 * v[i], test=100 * t[i], cross=100 * float(c[i])) for i, r in enumerate(rules)}
 

@@ -21,8 +21,8 @@ from .mirror import COARSE
 # %% auto #0
 __all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'NORMAL_MAD', 'ScoringConfig',
            'foreground_masks', 'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur',
-           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'image_spread', 'own_spread',
-           'calibrated_errors']
+           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'reference_distance',
+           'image_spread', 'own_spread', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -55,6 +55,7 @@ class ScoringConfig:
     lookup: str = 'both' # one of `LOOKUP_SIDES`: the image's grey level as one more fused part, its z against similar normals (`local_z`)
     lookup_floor: float = 0.1 # floor of the lookup part's per-location spread, a fraction of its grey levels' spread (`make_reference`)
     lookup_map: str = 'mean' # one of `LOOKUP_MAPS`: how the lookup part enters the fused map (`fuse_maps`); image scores untouched
+    distance_trend: bool = True # each part's image z-score less its linear trend in the image's distance to its reference images, fitted on the calibration normals (`reference_distance`, `TaskNorm.detrend`; since 0.2.20)
     lookup_own_spread: bool = False # the lookup part's z-map in units of each image's own spread of it over the tissue, where that is above 1 (`own_spread`; an option since 0.2.19)
     mirror: str = 'brighter' # one of `LOOKUP_SIDES`: the image's asymmetry about its midline as one more fused part (`mtlmad.mirror`)
     mirror_floor: float = 0.1 # floor of the mirror part's per-location spread, a fraction of its spread (`make_reference`)
@@ -101,6 +102,7 @@ def _check(self: ScoringConfig):
     if not (_whole(self.top_parts) and self.top_parts >= 0): raise ValueError(f'top_parts must be a whole number >= 0, got {self.top_parts!r}')
     if not (_whole(self.feature_bank) and self.feature_bank >= 0): raise ValueError(f'feature_bank must be a whole number >= 0, got {self.feature_bank!r}')
     if not (_whole(self.mirror_search) and self.mirror_search >= 4): raise ValueError(f'mirror_search must be a whole number >= 4, got {self.mirror_search!r}')
+    if not isinstance(self.distance_trend, bool): raise ValueError(f'distance_trend must be True or False, got {self.distance_trend!r}')
     if not isinstance(self.lookup_own_spread, bool): raise ValueError(f'lookup_own_spread must be True or False, got {self.lookup_own_spread!r}')
     if self.lookup not in LOOKUP_SIDES:
         raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
@@ -293,6 +295,16 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
         z = (m - up(mu)) / up(sd)
         out[t] = (np.abs(z) if t in both_sides else z).astype(np.float32)
     return out
+
+def reference_distance(thumbs: np.ndarray, # (N, size*size) the images' thumbnails (`image_thumbs`)
+                       reference: Reference | dict, # from `make_reference`
+                       k: int = ScoringConfig.k, # reference images per image, as `local_z` takes them
+                      ) -> np.ndarray:
+    "How far each image lies from its k most similar reference images: the log of their mean squared thumbnail distance (N,)."
+    ref = Reference.from_dict(reference).thumbs.numpy()
+    d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
+    near = np.sort(d, 1)[:, :min(k, len(ref))].mean(1)
+    return np.log(np.maximum(near, 1e-12))
 
 NORMAL_MAD = 0.6745   # the median |z| of a standard normal variable
 

@@ -5,7 +5,7 @@
 # %% ../nbs/06_score.ipynb #f892d4e0
 from __future__ import annotations
 import math, os, warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -22,7 +22,7 @@ from .mirror import find_midlines, mirror_difference
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
     FUSIONS, LOOKUP, MIRROR, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
-    make_reference, local_z, calibrated_errors)
+    make_reference, local_z, calibrated_errors, reference_distance)
 from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
@@ -96,6 +96,8 @@ class TaskNorm:
     normal_scores: list  # sorted, for rank fusion
     scale_mean: list | None = None  # per smoothing of the image score (`ScoringConfig.score_scales='max'`): the normals' mean maximum
     scale_std: list | None = None   # ... and its spread; None: the maxima add up (`'sum'`)
+    trend_slope: float = 0.0   # the normals' z-score per unit of `reference_distance` (`ScoringConfig.distance_trend`, `fit_trend`); 0: none
+    trend_centre: float = 0.0   # ... measured from the normals' median distance
 
     @classmethod
     def from_errors(cls, scores: np.ndarray, maps: np.ndarray, eps: float = 1e-6,
@@ -117,6 +119,17 @@ class TaskNorm:
         return largest_z(s, self.scale_mean, self.scale_std)
 
     def z_score(self, s): return (np.asarray(s, np.float64) - self.score_mean) / self.score_std
+
+    def fit_trend(self, s, u):
+        "This norm with the linear trend of the normals' z-scores in their distance `u` (`reference_distance`), fitted by least squares."
+        s, u = np.asarray(s, np.float64), np.asarray(u, np.float64)
+        if len(u) < 3 or np.ptp(u) == 0: return replace(self, trend_slope=0.0, trend_centre=0.0)   # no trend to fit
+        return replace(self, trend_slope=float(np.polyfit(u, self.z_score(s), 1)[0]), trend_centre=float(np.median(u)))
+
+    def detrend(self, s, u):
+        "Scores less their trend in the images' distance `u` from their references, in the score's own units (the z-score falls by slope x (u - centre))."
+        if not self.trend_slope: return s
+        return np.asarray(s, np.float64) - self.trend_slope * self.score_std * (np.asarray(u, np.float64) - self.trend_centre)
     def z_map(self, m): return (np.asarray(m, np.float32) - self.map_mean) / self.map_std
     def rank(self, s):
         "Fraction of normal scores below `s` (mid-rank for ties), in [0,1]."
@@ -340,7 +353,22 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', 
         maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
                                              s.both_sides, s.score_scales == 'max', s.score_shrink, s.own_spread_parts)
     if s.score_scales == 'max' and not per_scale: scores = {t: self._one_score(t, v) for t, v in scores.items()}
+    if not per_scale: scores = self._detrend(scores, images)
     return maps, scores, gates, fg
+
+@patch
+def _distance(self: Scorer, images) -> np.ndarray:
+    "Each image's distance from its reference images (`reference_distance`), as the model sees it (a cropped run: its crop)."
+    seen = tissue_crop(check_images(images, values=True))[0] if self.crop else images
+    return reference_distance(image_thumbs(seen), self.reference, self.k)
+
+@patch
+def _detrend(self: Scorer, scores: dict, images) -> dict:
+    "Each part's one score per image less its trend in the image's distance from its references (`TaskNorm.detrend`), where calibrated with one."
+    trended = [t for t in scores if t in self.norms and self.norms[t].trend_slope]
+    if not (trended and self.scoring.distance_trend and self.reference is not None): return scores
+    u = self._distance(images)
+    return {t: self.norms[t].detrend(v, u) if t in trended else v for t, v in scores.items()}
 
 @patch
 def _one_score(self: Scorer, part: str, s: np.ndarray) -> np.ndarray:
@@ -412,6 +440,9 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     maps, scores, _, fg = self._parts(normal_images, batch_size, progress, 'calibrating: each part', per_scale=True)
     self.inputs = input_record(torch.cat([normal_images] + ([] if reference_images is None else [reference_images])))
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.parts}
+    if self.scoring.distance_trend and self.reference is not None:   # each part's z-score against the normals' distance from their references
+        u = self._distance(normal_images)
+        self.norms = {t: n.fit_trend(self._one_score(t, scores[t]) if np.ndim(scores[t]) == 2 else scores[t], u) for t, n in self.norms.items()}
     return self.norms
 
 # %% ../nbs/06_score.ipynb #fa7b8dd7
@@ -484,4 +515,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'score_scales' not in saved: saved['score_scales'] = 'sum'   # before 0.2.15 a part's maxima at each smoothing add up
     if 'score_shrink' not in saved: saved['score_shrink'] = 1   # before 0.2.16 every smoothing ran at full resolution
     if 'lookup_own_spread' not in saved: saved['lookup_own_spread'] = False   # before 0.2.19 the lookup part's z-map is its references' alone
+    if 'distance_trend' not in saved: saved['distance_trend'] = False   # before 0.2.20 no part's score has a trend in the image's distance
     return ScoringConfig.from_dict({**saved, **ov})

@@ -325,7 +325,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     assert open_scorer(tmp_path, device='cpu', scoring=dict(sigma=3.0)).score_sigma == 3.0
     v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
     save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
-    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='', mirror='', mirrored=(), score_scales='sum', score_shrink=1, lookup_own_spread=False)   # the mean of every part, as before 0.2.6; the maxima added, as before 0.2.15, at full resolution, as before 0.2.16; the lookup's z its references' alone, as before 0.2.19
+    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='', mirror='', mirrored=(), score_scales='sum', score_shrink=1, lookup_own_spread=False, distance_trend=False)   # the mean of every part, as before 0.2.6; the maxima added, as before 0.2.15, at full resolution, as before 0.2.16; the lookup's z its references' alone, as before 0.2.19; no trend in the distance, as before 0.2.20
     cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25, features=True)   # the feature part: off by default since 0.2.18
     multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
