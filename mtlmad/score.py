@@ -27,8 +27,8 @@ from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
 # %% auto #0
-__all__ = ['feature_map', 'task_errors', 'largest_z', 'TaskNorm', 'largest_mean', 'merge_groups', 'fuse_maps', 'fuse_scores',
-           'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
+__all__ = ['TREND_MIN_NORMALS', 'feature_map', 'task_errors', 'largest_z', 'TaskNorm', 'largest_mean', 'merge_groups',
+           'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -86,6 +86,8 @@ def largest_z(s, # (..., smoothings) a part's maxima, one per smoothing of its m
     if s.shape[-1] != len(mean): raise ValueError(f'{s.shape[-1]} smoothings scored, the norms hold {len(mean)}: calibrate the run again')
     return ((s - np.asarray(mean, np.float64)) / np.asarray(std, np.float64)).max(-1)
 
+TREND_MIN_NORMALS = 5   # fewer calibration normals than this fit no distance trend (`TaskNorm.fit_trend`): a line through two or three images is noise
+
 @dataclass
 class TaskNorm:
     "Statistics of one task's errors on held-out normal images."
@@ -123,7 +125,7 @@ class TaskNorm:
     def fit_trend(self, s, u):
         "This norm with the linear trend of the normals' z-scores in their distance `u` (`reference_distance`), fitted by least squares."
         s, u = np.asarray(s, np.float64), np.asarray(u, np.float64)
-        if len(u) < 3 or np.ptp(u) == 0: return replace(self, trend_slope=0.0, trend_centre=0.0)   # no trend to fit
+        if len(u) < TREND_MIN_NORMALS or np.ptp(u) == 0: return replace(self, trend_slope=0.0, trend_centre=0.0)   # too few normals, or no spread: no trend
         return replace(self, trend_slope=float(np.polyfit(u, self.z_score(s), 1)[0]), trend_centre=float(np.median(u)))
 
     def detrend(self, s, u):

@@ -63,6 +63,7 @@ def test_a_cropped_run_scores_frames_part_by_part_where_each_was_made(cropped_ru
                                                    s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, s.score_scales == 'max',
                                                    s.score_shrink, s.own_spread_parts)   # the lookup part in each frame's own units (0.2.19)
     if s.score_scales == 'max': frame_scores = {t: sc.norms[t].scale_z(v) for t, v in frame_scores.items()}   # each smoothing's z, the largest
+    if s.distance_trend: frame_scores = {t: sc.norms[t].detrend(v, sc._distance(frames)) for t, v in frame_scores.items()}   # less its trend in the crop's distance from its references (0.2.20)
     for t in learned:
         np.testing.assert_allclose(cal[t], uncrop(on_crops[t], boxes, frames.shape[-1]), atol=1e-5)
         np.testing.assert_allclose(cal_scores[t], crop_scores[t], rtol=1e-5)
