@@ -715,6 +715,30 @@ def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.rule_scores('top2x', sc, sc.norms, {}, {}, None)
 
 
+def test_proto_distance_trend_scores_as_the_package_with_and_without_the_trend(ablated, tmp_path, one_thread):
+    "bench/proto_distance_trend.py: `none` is what a run calibrated without the trend reports, `trend` what one calibrated with it reports."
+    import proto_distance_trend as P
+    from mtlmad.jobs import calibrate_run, load_run_split
+    from mtlmad.metrics import image_auroc
+    run = ablated[0]
+    more = make_bmad(tmp_path, 'Brain', n_train=12, n_valid=(8, 8), n_test=(4, 4))   # eight calibration normals: enough for a trend
+    res = P.main([str(run), '--data', str(more), '--variants', 'none,trend,divide,trend+tissue,mirror_trend', '--halves', '3',
+                  '--out', str(tmp_path / 'pdt.json')])[str(run)]
+    assert json.loads((tmp_path / 'pdt.json').read_text())['runs'][str(run)] == res
+    for trend, variant in ((False, 'none'), (True, 'trend')):
+        sc = calibrate_run(run, {'distance_trend': trend}, more, device='cpu', progress=False)
+        assert any(n.trend_slope for n in sc.norms.values()) == trend
+        for split in ('valid', 'test'):
+            es = load_run_split(run, sc.cfg, more, split)
+            r = sc.score(es.images)
+            assert res[variant][split] == pytest.approx(100 * image_auroc(es.labels, r.scores), abs=1e-6), (variant, split)
+            if trend: assert res['mirror_trend'][split] == pytest.approx(100 * image_auroc(es.labels, r.task_scores['mirror']), abs=1e-6)
+    z = {'lookup': np.array([1.0, 2.0, 4.0])}
+    d = {'d': np.log(np.array([1.0, 1.0, 4.0]))}   # the third image four times as far as the normals' median
+    np.testing.assert_allclose(P.adjusted('divide', {}, z, z, d, np.array([True, True, False]))['lookup'], [1.0, 2.0, 1.0])
+    with pytest.raises(SystemExit, match='unknown variants'): P.main([str(run), '--variants', 'none,nope'])
+
+
 def test_proto_lookup_relative_divides_by_the_spread_beyond_the_calibration_normals():
     "bench/proto_lookup_relative.py: the first maps set the normals' median spread m0; a map is divided by its spread over max(1, m0), never by less than 1."
     import proto_lookup_relative as P
