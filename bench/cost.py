@@ -170,12 +170,12 @@ def calibration_macs(size: int, n_parts: int, n_ref: int = N_REF, scoring: Scori
     z-score (a subtraction and a division a pixel); for a part put in each image's own units (`ScoringConfig.own_spread_parts`,
     the lookup part since 0.2.19: `mtlmad.calibration.own_spread`) two more a pixel (its |z| for the median, the division);
     last, the fusion of the parts' z-maps (one operation a part a pixel). Under `ScoringConfig.distance_trend` (since 0.2.20)
-    the image's distance to its references is measured once more (`Scorer._distance`: the thumbnail and the distances
-    again, an upper bound) and each part's score loses its trend (three operations a part).
+    the image's distance from its references is the mean of the `k` nearest distances already found, and its log
+    (`mtlmad.calibration.reference_distance`), and each part's score loses its trend (three operations a part).
     A run's reference holds at most `N_REF` training normals: the count's default."""
     r2, px = (size // scale) ** 2, size * size
     per_part = 3 * scoring.k * r2 + 2 * 2 * taps(scoring.ref_sigma) * r2 + 3 * r2 + 2 * 4 * px + 2 * px
-    trend = (px + 2 * n_ref * thumb * thumb + 3 * n_parts) if scoring.distance_trend else 0
+    trend = (scoring.k + 1 + 3 * n_parts) if scoring.distance_trend else 0
     return float(px + 2 * n_ref * thumb * thumb + n_parts * per_part + n_parts * px + len(scoring.own_spread_parts) * 2 * px + trend)
 
 

@@ -60,8 +60,12 @@ def fit_norms(scores: dict, maps: dict, fg: np.ndarray, keep: np.ndarray,
              ) -> dict:
     "Each part's `TaskNorm` from the images `keep` selects (normals), as `Scorer.calibrate` fits them."
     norms = {t: TaskNorm.from_errors(scores[t][keep], maps[t][keep][fg[keep]]) for t in scores}
-    if u is None: return norms
-    return {t: n.fit_trend(n.scale_z(scores[t][keep]) if scores[t].ndim == 2 else scores[t][keep], u[keep]) for t, n in norms.items()}
+    return norms if u is None else {t: n.fit_trend(scores[t][keep], u[keep]) for t, n in norms.items()}
+
+
+def one_scores(norms: dict, scores: dict, idx=slice(None)) -> dict:
+    "Each part's one score per image (of the images `idx` selects), as `Scorer._one_score` makes it: its maxima per smoothing made one by `scale_z`."
+    return {t: norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx] for t, s in scores.items()}
 
 
 def distances(sc, images) -> np.ndarray | None:
@@ -76,7 +80,7 @@ def fused_scores(sc, norms: dict, scores: dict, maps: dict, idx: np.ndarray, sta
     '''The fused image scores of the images `idx` selects under `norms`, and each part's own score (one per image).
     `standardise=False` (a prototype): a part scored per smoothing (`score_scales='max'`) enters the fusion as its
     largest z-score against the normals, without the second z-scoring of that largest z.'''
-    one = {t: norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx] for t, s in scores.items()}
+    one = one_scores(norms, scores, idx)
     if u is not None: one = {t: norms[t].detrend(s, u[idx]) for t, s in one.items()}
     if not standardise: norms = {t: replace(n, score_mean=0.0, score_std=1.0) if scores[t].ndim == 2 else n for t, n in norms.items()}
     return fuse_scores(one, norms, sc.fusion, [t for t in scores if t != without], {t: m[idx] for t, m in maps.items()}, sc.sigma, sc.top_parts,

@@ -26,7 +26,7 @@ import torch
 from scipy.stats import norm as normal
 
 from ablate import run_scorer
-from crossfit import distances, fit_norms, halves, patient_groups
+from crossfit import distances, fit_norms, halves, one_scores, patient_groups
 from mtlmad.calibration import LOOKUP, MIRROR
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
@@ -39,8 +39,7 @@ NO_LEARNING = (LOOKUP, MIRROR)
 def zscores(norms: dict, scores: dict, idx, u=None) -> dict:
     """Each part's image z-score on the images `idx` selects, as the scorer fuses them (per smoothing first under
     `score_scales='max'`; less its trend in the distance `u` from the references, `crossfit.distances`, when given)."""
-    one = {t: norms[t].scale_z(s[idx]) if s.ndim == 2 else s[idx] for t, s in scores.items()}
-    return {t: norms[t].z_score(s if u is None else norms[t].detrend(s, u[idx])) for t, s in one.items()}
+    return {t: norms[t].z_score(s if u is None else norms[t].detrend(s, u[idx])) for t, s in one_scores(norms, scores, idx).items()}
 
 
 def parse_rule(rule: str) -> tuple[str, str]:
@@ -71,11 +70,23 @@ def rule_scores(rule: str, sc, z: dict, norms: dict, maps: dict, idx) -> np.ndar
 RULES = ('top2', 'top1', 'top3', 'all', 'map_max', 'fisher', 'two_kinds')
 
 
-def judge(sc, rules, valid, test, groups, n_halves: int = 20, seed: int = 0) -> dict:
-    "Every rule's valid / cross-fitted / test image AUROC (percent), and the mirror part alone's (`mirror`), on one run."
+def split_passes(sc, valid, test) -> tuple:
+    """One scoring pass of each split, every fused part's maxima per smoothing (`Scorer._parts`): the validation split's
+    maps, scores and pixels that count, the test split's maps and scores, and both splits' labels."""
     vmaps, vscores, _, vfg = sc._parts(valid.images, parts=list(sc.fusion_tasks), per_scale=True)
     tmaps, tscores, _, _ = sc._parts(test.images, parts=list(sc.fusion_tasks), per_scale=True)
-    vl, tl = np.asarray(valid.labels), np.asarray(test.labels)
+    return vmaps, vscores, vfg, tmaps, tscores, np.asarray(valid.labels), np.asarray(test.labels)
+
+
+def figures(names, valid, test, cross) -> dict:
+    "Each name's image AUROC in percent: on `valid`, on `test`, and cross-fitted (the mean over the halves' `cross`), from fractions in `names`' order."
+    c = np.mean(cross, 0) if cross else [float('nan')] * len(names)
+    return {r: dict(valid=100 * valid[i], test=100 * test[i], cross=100 * float(c[i])) for i, r in enumerate(names)}
+
+
+def judge(sc, rules, valid, test, groups, n_halves: int = 20, seed: int = 0) -> dict:
+    "Every rule's valid / cross-fitted / test image AUROC (percent), and the mirror part alone's (`mirror`), on one run."
+    vmaps, vscores, vfg, tmaps, tscores, vl, tl = split_passes(sc, valid, test)
     vu, tu = distances(sc, valid.images), distances(sc, test.images)
     full = {t: sc.norms[t] for t in vscores}   # the run's calibration (on its own data: fitted on these normals, `bench/crossfit.py`)
     rules = list(dict.fromkeys([*rules, MIRROR]))   # the mirror part alone, once
@@ -85,8 +96,7 @@ def judge(sc, rules, valid, test, groups, n_halves: int = 20, seed: int = 0) -> 
     v = aurocs(full, vscores, vmaps, vl, np.ones(len(vl), bool), vu)
     t = aurocs(full, tscores, tmaps, tl, np.ones(len(tl), bool), tu)
     cross = [aurocs(fit_norms(vscores, vmaps, vfg, a & (vl == 0), vu), vscores, vmaps, vl, ~a, vu) for a in halves(groups, vl, n_halves, seed)]
-    c = np.mean(cross, 0) if cross else [float('nan')] * len(rules)
-    return {r: dict(valid=100 * v[i], test=100 * t[i], cross=100 * float(c[i])) for i, r in enumerate(rules)}
+    return figures(rules, v, t, cross)
 
 
 def main(argv=None):

@@ -4,7 +4,7 @@ per split: the prototype behind `ScoringConfig.distance_trend` (mtlmad 0.2.20).
     python bench/proto_distance_trend.py RUN [RUN ...] [--variants none,trend,...] [--scorer JSON] [--halves 20] [--out OUT.json]
 
 Each run is calibrated without the trend (`--scorer` settings, `distance_trend` false); its parts' image z-scores
-(`bench/fusion_rules.py`'s `zscores`) and three covariates of every image are made once per split: `d`, the log of the
+(`crossfit.one_scores`, z-scored) and three covariates of every image are made once per split: `d`, the log of the
 mean squared thumbnail distance to its k references (`Scorer._distance`, `mtlmad.calibration.reference_distance`),
 `tissue`, the fraction of the image that is tissue (`foreground_masks`), and `grey`, its mean grey level. Every variant
 is fitted on the calibration normals only and changes the z-scores before the fusion (`largest_mean` of the groups'
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ablate import run_scorer
-from crossfit import fit_norms, halves, patient_groups
-from fusion_rules import zscores
+from crossfit import fit_norms, halves, one_scores, patient_groups
+from fusion_rules import figures, split_passes
 from mtlmad.calibration import LOOKUP, MIRROR, foreground_masks
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
@@ -85,15 +85,11 @@ def fused(sc, variant: str, z: dict) -> np.ndarray:
 
 def judge(sc, variants, valid, test, groups, n_halves: int = 20, seed: int = 0) -> dict:
     "Every variant's valid / cross-fitted / test image AUROC (percent) on one run (calibrated without the trend)."
-    vmaps, vscores, _, vfg = sc._parts(valid.images, parts=list(sc.fusion_tasks), per_scale=True)
-    _, tscores, _, _ = sc._parts(test.images, parts=list(sc.fusion_tasks), per_scale=True)
-    vl, tl = np.asarray(valid.labels), np.asarray(test.labels)
+    vmaps, vscores, vfg, _, tscores, vl, tl = split_passes(sc, valid, test)
     vc, tc = covariates(sc, valid.images), covariates(sc, test.images)
     full = {t: sc.norms[t] for t in vscores}
-    def one(norms, scores):   # each part's one score per image (`Scorer._one_score`)
-        return {t: norms[t].scale_z(s) if s.ndim == 2 else s for t, s in scores.items()}
     def aurocs(norms, scores, cov, labels, keep, judged):
-        o = one(norms, scores)
+        o = one_scores(norms, scores)
         z = {t: norms[t].z_score(v) for t, v in o.items()}
         return [image_auroc(labels[judged], fused(sc, v, adjusted(v, norms, z, o, cov, keep))[judged]) for v in variants]
     everything = np.ones(len(vl), bool)
@@ -106,8 +102,7 @@ def judge(sc, variants, valid, test, groups, n_halves: int = 20, seed: int = 0) 
     v = aurocs(full, vscores, vc, vl, vl == 0, everything)
     t = test_aurocs()
     cross = [aurocs(fit_norms(vscores, vmaps, vfg, a & (vl == 0)), vscores, vc, vl, a & (vl == 0), ~a) for a in halves(groups, vl, n_halves, seed)]
-    c = np.mean(cross, 0) if cross else [float('nan')] * len(variants)
-    return {r: dict(valid=100 * v[i], cross=100 * float(c[i]), test=100 * t[i]) for i, r in enumerate(variants)}
+    return figures(variants, v, t, cross)
 
 
 def main(argv=None):

@@ -21,8 +21,8 @@ from .mirror import COARSE
 # %% auto #0
 __all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'NORMAL_MAD', 'ScoringConfig',
            'foreground_masks', 'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur',
-           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'local_z', 'reference_distance',
-           'image_spread', 'own_spread', 'calibrated_errors']
+           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'nearest_references', 'local_z',
+           'reference_distance', 'image_spread', 'own_spread', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -272,6 +272,16 @@ def make_reference(maps: dict, # task -> (N,S,S) error maps of normal reference 
     return Reference(torch.as_tensor(thumbs), small, floor, k)
 
 # %% ../nbs/06a_calibration.ipynb #b20913ea
+def nearest_references(thumbs: np.ndarray, # (N, D) the images' thumbnails (`image_thumbs`)
+                       reference: Reference | dict, # from `make_reference`
+                       k: int = ScoringConfig.k, # how many similar reference images
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    "Each image's k most similar reference images, nearest first: their indices (N,k) and squared thumbnail distances (N,k)."
+    ref = Reference.from_dict(reference).thumbs.numpy()
+    d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
+    idx = np.argsort(d, 1)[:, :min(k, len(ref))]
+    return idx, np.take_along_axis(d, idx, 1)
+
 def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
             thumbs: np.ndarray, # (N, D) their thumbnails
             reference: Reference | dict, # from `make_reference`
@@ -279,12 +289,11 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
             sigma: float = ScoringConfig.ref_sigma, # smoothing of the reference mean and spread (at reference resolution)
             rms_parts=ScoringConfig.rms_parts, # tasks whose spread is the references' root mean square, not their standard deviation
             both_sides=(), # parts whose z counts either way: |z| (the lookup part under `ScoringConfig.lookup='both'`)
+            near: tuple | None = None, # `nearest_references` of these thumbnails, where already found (`thumbs` is then not read)
            ) -> dict:
     "Each error map as a z-map against its k most similar reference images, pixel by pixel."
     reference = Reference.from_dict(reference)
-    ref = reference.thumbs.numpy()
-    d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
-    nn_idx = np.argsort(d, 1)[:, :min(k, len(ref))]
+    nn_idx = (nearest_references(thumbs, reference, k) if near is None else near)[0]
     out = {}
     for t, m in maps.items():
         r = reference.maps[t].float()[torch.as_tensor(nn_idx)]          # (N, k, s, s)
@@ -296,15 +305,10 @@ def local_z(maps: dict, # task -> (N,S,S) error maps of the images to score
         out[t] = (np.abs(z) if t in both_sides else z).astype(np.float32)
     return out
 
-def reference_distance(thumbs: np.ndarray, # (N, size*size) the images' thumbnails (`image_thumbs`)
-                       reference: Reference | dict, # from `make_reference`
-                       k: int = ScoringConfig.k, # reference images per image, as `local_z` takes them
+def reference_distance(near: tuple, # `nearest_references`: the images' k most similar reference images and their distances
                       ) -> np.ndarray:
     "How far each image lies from its k most similar reference images: the log of their mean squared thumbnail distance (N,)."
-    ref = Reference.from_dict(reference).thumbs.numpy()
-    d = ((thumbs[:, None] - ref[None]) ** 2).sum(-1)
-    near = np.sort(d, 1)[:, :min(k, len(ref))].mean(1)
-    return np.log(np.maximum(near, 1e-12))
+    return np.log(np.maximum(near[1].mean(1), 1e-12))
 
 NORMAL_MAD = 0.6745   # the median |z| of a standard normal variable
 
@@ -334,11 +338,13 @@ def calibrated_errors(maps: dict, # task -> (N,S,S) the model's error maps of `i
                       per_scale: bool = False, # each score one per smoothing, (N, smoothings) (`image_scores`)
                       shrink: int = ScoringConfig.score_shrink, # see `image_scores`
                       own_spread_parts=(), # parts whose signed z-map is put in each image's own units (`own_spread`) before `both_sides`
+                      near: tuple | None = None, # `nearest_references` of the images, where already found
                      ) -> tuple[dict, dict, np.ndarray]:
     "Maps calibrated per location, set to their minimum outside the foreground; each map's score; the pixels that count."
     fg = foreground_masks(images, erode) if foreground_only else np.ones((len(images), *images.shape[-2:]), bool)
     if reference is not None:
-        maps = local_z(maps, image_thumbs(images), reference, k, ref_sigma, rms_parts, tuple(t for t in both_sides if t not in own_spread_parts))
+        maps = local_z(maps, image_thumbs(images) if near is None else None, reference, k, ref_sigma, rms_parts,
+                       tuple(t for t in both_sides if t not in own_spread_parts), near)
         for t in set(own_spread_parts) & set(maps):
             z = own_spread(maps[t], fg)
             maps[t] = np.abs(z) if t in both_sides else z

@@ -22,7 +22,7 @@ from .mirror import find_midlines, mirror_difference
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
     FUSIONS, LOOKUP, MIRROR, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
-    make_reference, local_z, calibrated_errors, reference_distance)
+    make_reference, local_z, calibrated_errors, nearest_references, reference_distance)
 from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
@@ -123,8 +123,10 @@ class TaskNorm:
     def z_score(self, s): return (np.asarray(s, np.float64) - self.score_mean) / self.score_std
 
     def fit_trend(self, s, u):
-        "This norm with the linear trend of the normals' z-scores in their distance `u` (`reference_distance`), fitted by least squares."
+        """This norm with the linear trend of the normals' z-scores in their distance `u` (`reference_distance`), fitted by least
+        squares; `s`: their scores (N,), or their maxima per smoothing (N, smoothings), made one by `scale_z`."""
         s, u = np.asarray(s, np.float64), np.asarray(u, np.float64)
+        if s.ndim == 2: s = self.scale_z(s)
         if len(u) < TREND_MIN_NORMALS or np.ptp(u) == 0: return replace(self, trend_slope=0.0, trend_centre=0.0)   # too few normals, or no spread: no trend
         return replace(self, trend_slope=float(np.polyfit(u, self.z_score(s), 1)[0]), trend_centre=float(np.median(u)))
 
@@ -347,29 +349,34 @@ def _parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', 
           ) -> tuple[dict, dict, dict, np.ndarray]:
     "Calibrated maps, scores, gates and the pixels that count (the foreground, or every pixel), of `parts` (None: every part)."
     s = self.scoring
-    if self.crop and (self.reference is not None or self.foreground_only): maps, scores, gates, fg = self._cropped_parts(images, batch_size, progress, desc, parts)
+    if self.crop and (self.reference is not None or self.foreground_only): maps, scores, gates, fg, near = self._cropped_parts(images, batch_size, progress, desc, parts)
     else:
         maps, scores, gates = self.errors(images, batch_size, progress, desc, parts)
         if self.reference is None and not self.foreground_only:   # the model's own maps and scores, as they are
             return maps, scores, gates, np.ones((len(images), *images.shape[-2:]), bool)
+        near = self._near(images)   # found once: the calibration and the distance trend both use them
         maps, scores, fg = calibrated_errors(maps, images, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts,
-                                             s.both_sides, s.score_scales == 'max', s.score_shrink, s.own_spread_parts)
+                                             s.both_sides, s.score_scales == 'max', s.score_shrink, s.own_spread_parts, near)
     if s.score_scales == 'max' and not per_scale: scores = {t: self._one_score(t, v) for t, v in scores.items()}
-    if not per_scale: scores = self._detrend(scores, images)
+    if not per_scale: scores = self._detrend(scores, near)
     return maps, scores, gates, fg
+
+@patch
+def _near(self: Scorer, seen) -> tuple | None:
+    "`nearest_references` of images as the model sees them, against the per-location reference (None: the scorer has none)."
+    return None if self.reference is None else nearest_references(image_thumbs(seen), self.reference, self.k)
 
 @patch
 def _distance(self: Scorer, images) -> np.ndarray:
     "Each image's distance from its reference images (`reference_distance`), as the model sees it (a cropped run: its crop)."
-    seen = tissue_crop(check_images(images, values=True))[0] if self.crop else images
-    return reference_distance(image_thumbs(seen), self.reference, self.k)
+    return reference_distance(self._near(tissue_crop(check_images(images, values=True))[0] if self.crop else images))
 
 @patch
-def _detrend(self: Scorer, scores: dict, images) -> dict:
-    "Each part's one score per image less its trend in the image's distance from its references (`TaskNorm.detrend`), where calibrated with one."
+def _detrend(self: Scorer, scores: dict, near: tuple | None) -> dict:
+    "Each part's one score per image less its trend in the image's distance from its references (`TaskNorm.detrend`; `near`: the images' `_near`)."
     trended = [t for t in scores if t in self.norms and self.norms[t].trend_slope]
-    if not (trended and self.scoring.distance_trend and self.reference is not None): return scores
-    u = self._distance(images)
+    if not (trended and self.scoring.distance_trend and near is not None): return scores
+    u = reference_distance(near)
     return {t: self.norms[t].detrend(v, u) if t in trended else v for t, v in scores.items()}
 
 @patch
@@ -380,15 +387,17 @@ def _one_score(self: Scorer, part: str, s: np.ndarray) -> np.ndarray:
 
 # %% ../nbs/06_score.ipynb #ecbbf97b
 @patch
-def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', parts=None) -> tuple[dict, dict, dict, np.ndarray]:
-    "`_parts` of a cropped run: the model's parts calibrated and scored on the crops, then put back on the frame; the lookup part on the frame."
+def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='scoring', parts=None) -> tuple[dict, dict, dict, np.ndarray, tuple | None]:
+    "`_parts` of a cropped run: the model's parts calibrated and scored on the crops, then put back on the frame; the lookup part on the frame; the crops' `_near`."
     s, size = self.scoring, images.shape[-1]
     crops, boxes = tissue_crop(check_images(images, values=True))
     maps, scores, gates = self.seen_errors(crops, batch_size, progress, desc, parts)
     look = LOOKUP in maps
     if look: del maps[LOOKUP], scores[LOOKUP]   # made on the frame below
     per = s.score_scales == 'max'   # one maximum per smoothing: `_parts` makes them one
-    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, (), per, s.score_shrink)
+    near = self._near(crops)
+    maps, scores, _ = calibrated_errors(maps, crops, self.reference, s.k, s.score_sigma, s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, (), per,
+                                        s.score_shrink, near=near)
     maps = {t: uncrop(m, boxes, size) for t, m in maps.items()}
     if look:
         if self.frame_reference is None: raise ValueError('a cropped run scores its lookup part against normal frames, and this scorer holds none: calibrate it again')
@@ -396,7 +405,7 @@ def _cropped_parts(self: Scorer, images, batch_size=16, progress=False, desc='sc
                                       s.erode, s.ref_sigma, s.foreground_only, s.rms_parts, s.both_sides, per, s.score_shrink, s.own_spread_parts)
         maps[LOOKUP], scores[LOOKUP] = lm[LOOKUP], ls[LOOKUP]
     fg = foreground_masks(images, s.erode) if s.foreground_only else np.ones((len(images), size, size), bool)
-    return maps, scores, gates, fg
+    return maps, scores, gates, fg, near
 
 # %% ../nbs/06_score.ipynb #e7c8150c
 @patch
@@ -444,7 +453,7 @@ def calibrate(self: Scorer, normal_images: torch.Tensor, # held-out normal image
     self.norms = {t: TaskNorm.from_errors(scores[t], maps[t][fg]) for t in self.parts}
     if self.scoring.distance_trend and self.reference is not None:   # each part's z-score against the normals' distance from their references
         u = self._distance(normal_images)
-        self.norms = {t: n.fit_trend(self._one_score(t, scores[t]) if np.ndim(scores[t]) == 2 else scores[t], u) for t, n in self.norms.items()}
+        self.norms = {t: n.fit_trend(scores[t], u) for t, n in self.norms.items()}
     return self.norms
 
 # %% ../nbs/06_score.ipynb #fa7b8dd7

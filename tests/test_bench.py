@@ -557,7 +557,7 @@ def test_calibration_macs_counts_the_neighbours_and_each_part():
     from mtlmad.calibration import ScoringConfig
     s = ScoringConfig(k=2, ref_sigma=0, lookup_own_spread=False, distance_trend=False)   # no smoothing of the reference's mean and spread
     one = cost.calibration_macs(8, 1, n_ref=3, scoring=s, thumb=2, scale=2)
-    assert cost.calibration_macs(8, 1, 3, s.replace(distance_trend=True), 2, 2) - one == 64 + 24 + 3   # the distances again, a trend off the part
+    assert cost.calibration_macs(8, 1, 3, s.replace(distance_trend=True), 2, 2) - one == 2 + 1 + 3   # the mean of the 2 nearest distances, its log, a trend off the part
     assert cost.calibration_macs(8, 1, 3, s.replace(lookup_own_spread=True), 2, 2) - one == 2 * 64   # the lookup part in its image's units: |z| and a division a pixel
     # the thumbnail (64), the distances to 3 references (2 x 3 x 4), then one part: mean and spread of 2 maps at 4x4 (3 x 2 x 16),
     # the floor (3 x 16), two maps brought up (2 x 4 x 64), the z (2 x 64), and its share of the fusion (64)
