@@ -17,7 +17,9 @@ alone. The rules (`RULES`):
 - `map_max`: the fused map's maximum (`ScoringConfig.fusion='max'`);
 - `fisher`: each vote's z as a one-sided normal tail probability, combined by Fisher's sum of -2 log p;
 - `two_kinds`: two votes, the largest z of the learned parts and the largest of the no-learning parts, averaged;
-- `RULE-no_PART` (e.g. `top2-no_lookup`): the rule without PART's vote (its map stays in the fused map)."""
+- `RULE-no_PART` (e.g. `top2-no_lookup`): the rule without PART's vote (its map stays in the fused map); several
+  `-no_PART` leave several out (`top2-no_tissue-no_pseudo_anomaly`: the joint model's denoising head and the two
+  no-learning parts, fused as a run trained on that task alone fuses them)."""
 import argparse, json, re, shlex, sys
 from pathlib import Path
 
@@ -42,19 +44,19 @@ def zscores(norms: dict, scores: dict, idx, u=None) -> dict:
     return {t: norms[t].z_score(s if u is None else norms[t].detrend(s, u[idx])) for t, s in one_scores(norms, scores, idx).items()}
 
 
-def parse_rule(rule: str) -> tuple[str, str]:
-    "A rule's name and the part it leaves out ('' for none); a clear error for a rule that is not one of `RULES`' kinds."
-    base, _, drop = rule.partition('-no_')
-    if not (base in ('all', 'map_max', 'fisher', 'two_kinds', MIRROR) or re.fullmatch(r'top[1-9][0-9]*', base)) or (rule != base and not drop):
-        raise ValueError(f'unknown rule {rule!r}: one of topN (N >= 1), all, map_max, fisher, two_kinds, each optionally -no_PART')
-    return base, drop
+def parse_rule(rule: str) -> tuple[str, tuple]:
+    "A rule's name and the parts it leaves out (none: `()`); a clear error for a rule that is not one of `RULES`' kinds."
+    base, *drops = rule.split('-no_')
+    if not (base in ('all', 'map_max', 'fisher', 'two_kinds', MIRROR) or re.fullmatch(r'top[1-9][0-9]*', base)) or not all(drops):
+        raise ValueError(f'unknown rule {rule!r}: one of topN (N >= 1), all, map_max, fisher, two_kinds, each optionally -no_PART (one or more)')
+    return base, tuple(drops)
 
 
 def rule_scores(rule: str, sc, z: dict, norms: dict, maps: dict, idx) -> np.ndarray:
     """The fused image scores, under `rule`, of the images `idx` selects, from their parts' z-scores `z` (`zscores`) or, for
-    `map_max`, from `maps` under `norms`; `RULE-no_PART`: with PART's vote left out; `mirror`: the mirror part alone."""
-    rule, drop = parse_rule(rule)
-    z = {t: v for t, v in z.items() if t != drop}
+    `map_max`, from `maps` under `norms`; `RULE-no_PART[-no_PART...]`: with those parts' votes left out; `mirror`: the mirror part alone."""
+    rule, drops = parse_rule(rule)
+    z = {t: v for t, v in z.items() if t not in drops}
     if rule == MIRROR: return z[MIRROR]
     if rule == 'map_max':
         m = fuse_maps({t: maps[t][idx] for t in z}, norms, list(z), sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)

@@ -692,7 +692,7 @@ def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
     from mtlmad.metrics import image_auroc
     run = ablated[0]
     more = make_bmad(tmp_path, 'Brain', n_train=3, n_valid=(8, 8), n_test=(4, 4))
-    rules = 'top2,top1,all,map_max,fisher,two_kinds,top2-no_lookup'
+    rules = 'top2,top1,all,map_max,fisher,two_kinds,top2-no_lookup,top2-no_tissue-no_pseudo_anomaly'
     res = fusion_rules.main([str(run), '--data', str(more), '--rules', rules, '--halves', '4', '--out', str(tmp_path / 'fr.json')])[str(run)]
     saved = json.loads((tmp_path / 'fr.json').read_text())['runs'][str(run)]
     assert set(saved) == set(rules.split(',')) | {'mirror'} and all(saved[k] == pytest.approx(v) for k, v in res.items())
@@ -710,9 +710,13 @@ def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
     assert res['map_max']['valid'] == pytest.approx(fused(fusion='max', top=2, sigma=sc.scoring.sigma), abs=1e-6)
     drop = [t for t in sc.fusion_tasks if t != 'lookup']
     assert res['top2-no_lookup']['valid'] == pytest.approx(100 * image_auroc(es.labels, r.refuse(sc.norms, drop, top=2, groups=sc.scoring.groups).scores), abs=1e-6)
+    kept = [t for t in sc.fusion_tasks if t not in ('tissue', 'pseudo_anomaly')]   # one learned head and the no-learning parts
+    assert 'denoise' in kept and len(kept) < len(sc.fusion_tasks)
+    assert res['top2-no_tissue-no_pseudo_anomaly']['valid'] == pytest.approx(100 * image_auroc(es.labels, r.refuse(sc.norms, kept, top=2, groups=sc.scoring.groups).scores), abs=1e-6)
     cf = crossfit.crossfit(sc, es.images, es.labels, crossfit.patient_groups(es.paths, es.labels), n=4)
     assert res['top2']['cross'] == pytest.approx(cf['cross']) and res['mirror']['cross'] == pytest.approx(cf['mirror'])   # the same halves
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.rule_scores('top2x', sc, sc.norms, {}, {}, None)
+    with pytest.raises(ValueError, match='unknown rule'): fusion_rules.parse_rule('top2-no_tissue-no_')
 
 
 def test_proto_distance_trend_scores_as_the_package_with_and_without_the_trend(ablated, tmp_path, one_thread):
