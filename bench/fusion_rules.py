@@ -57,12 +57,14 @@ def rule_scores(rule: str, sc, z: dict, norms: dict, maps: dict, idx) -> np.ndar
     `map_max`, from `maps` under `norms`; `RULE-no_PART[-no_PART...]`: with those parts' votes left out; `mirror`: the mirror part alone."""
     rule, drops = parse_rule(rule)
     z = {t: v for t, v in z.items() if t not in drops}
+    learned, fixed = ([v for t, v in z.items() if (t in NO_LEARNING) == kind] for kind in (False, True))
+    if not z or (rule == MIRROR and MIRROR not in z) or (rule == 'two_kinds' and not (learned and fixed)):
+        raise ValueError(f'rule {rule!r} without {list(drops)}: the parts left, {sorted(z)}, cannot make it')
     if rule == MIRROR: return z[MIRROR]
     if rule == 'map_max':
         m = fuse_maps({t: maps[t][idx] for t in z}, norms, list(z), sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)
         return m.reshape(len(m), -1).max(1)
     if rule == 'two_kinds':
-        learned, fixed = ([v for t, v in z.items() if (t in NO_LEARNING) == kind] for kind in (False, True))
         return (np.max(learned, 0) + np.max(fixed, 0)) / 2
     v = merge_groups(z, sc.groups)
     if rule == 'fisher': return -2 * np.sum([normal.logsf(x) for x in v], 0)

@@ -717,6 +717,9 @@ def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
     assert res['top2']['cross'] == pytest.approx(cf['cross']) and res['mirror']['cross'] == pytest.approx(cf['mirror'])   # the same halves
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.rule_scores('top2x', sc, sc.norms, {}, {}, None)
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.parse_rule('top2-no_tissue-no_')
+    z = {t: np.zeros(2) for t in ('denoise', 'lookup', 'mirror')}
+    with pytest.raises(ValueError, match='cannot make it'): fusion_rules.rule_scores('two_kinds-no_denoise', sc, z, sc.norms, {}, None)
+    with pytest.raises(ValueError, match='cannot make it'): fusion_rules.rule_scores('mirror-no_mirror', sc, z, sc.norms, {}, None)
 
 
 def test_proto_distance_trend_scores_as_the_package_with_and_without_the_trend(ablated, tmp_path, one_thread):
