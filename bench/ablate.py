@@ -4,7 +4,8 @@
                            [--runs DIR] [--log bench/ablation.jsonl] [--threads 1]
     python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...] [--loto [--singles]]   (score run folders again)
     python bench/ablate.py --table bench/ablation.jsonl [--out bench/ablation.md] (the table, mean ± std over seeds)
-    python bench/ablate.py --compare NAME_A NAME_B [--log ...]  (paired validation differences, fold by fold and seed by seed)
+    python bench/ablate.py --compare NAME_A NAME_B [--log ...] [--split test]  (paired validation differences, fold by fold and
+                           seed by seed; `--split test` the same on the test split, to report a choice already made)
 
 bench is a client of mtlmad's public jobs: each seed is an ordinary run folder trained by `mtlmad.jobs.train_run`
 (what `mtlmad train` does: held-out normals calibrate, up to 256 training normals calibrate each location), kept as
@@ -69,15 +70,17 @@ def fold_split(fold: int, n: int = 133) -> np.ndarray:
 TIE = 0.005   # a paired difference this small (below the printed precision) is level: float noise between identical models
 
 
-def compare(log: Path, a: str, b: str) -> str:
-    "Markdown: validation figures of runs `b` minus runs `a`, paired by data folder (fold) and seed."
+def compare(log: Path, a: str, b: str, split: str = 'valid') -> str:
+    "Markdown: `split` figures (validation by default) of runs `b` minus runs `a`, paired by data folder (fold) and seed."
+    if split not in ('valid', 'test'): raise SystemExit(f"--split must be 'valid' or 'test', got {split!r}")
     runs = {}
     for line in log.read_text().splitlines():
         r = json.loads(line)
-        if r['name'] in (a, b): runs[(r['name'], Path(r['data']).name, r['seed'])] = r['valid']['fused']
+        if r['name'] in (a, b): runs[(r['name'], Path(r['data']).name, r['seed'])] = r[split]['fused']
     pairs = sorted({(d, s) for n, d, s in runs if (a, d, s) in runs and (b, d, s) in runs})
     if not pairs: raise SystemExit(f'no (data, seed) pair has both {a!r} and {b!r} in {log}')
-    out = [f'`{b}` minus `{a}`, validation, fused; one row per data folder, seeds paired', '',
+    which = 'validation' if split == 'valid' else 'test (report only: choices are made on validation)'
+    out = [f'`{b}` minus `{a}`, {which}, fused; one row per data folder, seeds paired', '',
            '| data | seeds | ' + ' | '.join(f'{m} {a} / {b} / diff' for m in METRICS) + ' |', '|---|---|' + '---|' * len(METRICS)]
     diffs = {m: [] for m in METRICS}
     for d in sorted({d for d, _ in pairs}):
@@ -199,6 +202,7 @@ def main(argv=None):
     ap.add_argument('--keep-skull', action='store_true', help='demo data with the whole head')
     ap.add_argument('--fold', type=int, default=0, help='demo data with fold K\'s validation slabs (see FOLDS; 0: as shipped)')
     ap.add_argument('--compare', nargs=2, default=None, metavar=('NAME_A', 'NAME_B'), help='paired validation differences of two runs in the log')
+    ap.add_argument('--split', default='valid', help="with --compare: 'valid' (the default) or 'test'")
     ap.add_argument('--runs', default=None, help='folder that keeps each trained run folder NAME_sSEED (default: a temporary folder)')
     ap.add_argument('--rescore', nargs='+', default=None, metavar='RUN', help='run folders to score again (no training)')
     ap.add_argument('--loto', action='store_true', help='with --rescore: also fuse every part but one in turn (leave-one-part-out rows NAME-no_PART)')
@@ -214,7 +218,7 @@ def main(argv=None):
         if a.out: Path(a.out).write_text(md + '\n')
         return
     if a.compare:
-        print(compare(Path(a.log), *a.compare)); return
+        print(compare(Path(a.log), *a.compare, a.split)); return
     bad = [s for s in a.scorings.split(',') if s not in SCORINGS]
     if bad: raise SystemExit(f'--scorings {",".join(bad)}: only {", ".join(SCORINGS)} (the package\'s per-location scoring) is offered; '
                              "'whole' and 'foreground' had no per-location reference, which mtlmad's ScoringConfig cannot express")

@@ -167,12 +167,21 @@ def lookup_floors(variants: dict) -> str:
     return f"\n\nLookup spread floors ({', '.join(sorted(how))}): {'; '.join(parts)}."
 
 
-MERGE_KEYS = ('data', 'image_size', 'intensity', 'epochs', 'baseline_epochs', 'seeds', 'n_train', 'n_calibration', 'n_test',
-              'n_test_anomalous', 'moe_params', 'dense_width')
+MERGE_KEYS = ('data', 'image_size', 'intensity', 'epochs', 'baseline_epochs', 'n_train', 'n_calibration', 'n_test',
+              'n_test_anomalous', 'moe_params', 'dense_width')   # what must agree; seeds may differ
+
+
+def join_variant(have: dict, v: dict, name: str, f) -> None:
+    "Add `v`'s seeds of one variant to `have` (the same variant from an earlier file); a seed in both is refused."
+    twice = sorted(set(have['runs']) & set(v['runs']), key=int)
+    if twice: raise SystemExit(f'{f}: variant {name!r} seed(s) {", ".join(twice)} also in an earlier file; merge other variants or other seeds')
+    for k, val in v.items():
+        if isinstance(val, dict): have[k] = {**have.get(k, {}), **val}   # runs, and what else is kept per seed
+        elif isinstance(val, list): have[k] = have.get(k, []) + val      # train_s: one entry a seed
 
 
 def merge(files: list[Path]) -> dict:
-    "One result from several quality.py result files that ran different variants on the same data and settings."
+    "One result from quality.py result files on the same data and settings: different variants, or a variant's other seeds."
     rs = []
     for f in files:
         try: rs.append(json.loads(Path(f).read_text()))
@@ -189,11 +198,12 @@ def merge(files: list[Path]) -> dict:
     for f, r in zip(files, rs):
         for part in ('variants', 'joint_parts'):
             for name, v in r[part].items():
-                if name in out[part]: raise SystemExit(f'{f}: variant {name!r} is also in an earlier file; merge runs of different variants')
-                out[part][name] = v
+                if name in out[part]: join_variant(out[part][name], v, name, f)
+                else: out[part][name] = json.loads(json.dumps(v))
     order = expand_variants('fused,single,dense,' + ','.join(BASELINE_NAMES))
     out['variants'] = dict(sorted(out['variants'].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     out['settings']['variants'] = list(out['variants'])
+    out['settings']['seeds'] = sorted({int(k) for part in ('variants', 'joint_parts') for v in out[part].values() for k in v['runs']})
     out['wall_s'] = max(r.get('wall_s', 0) for r in rs)
     return out
 
@@ -215,7 +225,7 @@ def main():
     ap.add_argument('--out', type=Path, default=None)
     ap.add_argument('--runs', type=Path, default=None, help="folder that keeps the mtlmad variants' run folders (default: a temporary folder)")
     ap.add_argument('--note', default='', help='a remark written into the report (e.g. that the machine is shared)')
-    ap.add_argument('--merge', type=Path, nargs='+', default=None, help='join these result files (runs of different variants) into --out')
+    ap.add_argument('--merge', type=Path, nargs='+', default=None, help='join these result files (other variants, or other seeds of a variant) into --out')
     a = ap.parse_args()
     if a.merge:
         if a.out is None: ap.error('--merge needs --out')

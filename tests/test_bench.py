@@ -49,9 +49,24 @@ def test_merge_refuses_different_settings_and_repeated_variants(tmp_path):
     b.write_text(json.dumps(result({'dense': 70.0}, epochs=30)))
     c.write_text(json.dumps(result({'fused': 60.0})))
     with pytest.raises(SystemExit, match=r"b\.json: cannot merge .*'epochs': \(10, 30\)"): quality.merge([a, b])
-    with pytest.raises(SystemExit, match=r"c\.json: variant 'fused' is also in an earlier file"): quality.merge([a, c])
+    with pytest.raises(SystemExit, match=r"c\.json: variant 'fused' seed\(s\) 0, 1 also in an earlier file"): quality.merge([a, c])
     (tmp_path / 'bad.json').write_text('{not json')
     with pytest.raises(SystemExit, match=r'bad\.json: not a readable'): quality.merge([a, tmp_path / 'bad.json'])
+
+
+def test_merge_joins_other_seeds_of_a_variant(tmp_path):
+    "A variant trained on more seeds in another run joins the first: its runs and timings one a seed, the summary over all."
+    a, b = tmp_path / 'a.json', tmp_path / 'b.json'
+    a.write_text(json.dumps(result({'dense': 70.0, 'lookup': 60.0})))
+    later = result({'dense': 80.0})
+    later['variants']['dense']['runs'] = {'10': dict(image_auroc=80.0, pixel_auroc=80.0, aupro=80.0)}
+    b.write_text(json.dumps(later))
+    m = quality.merge([a, b])
+    assert sorted(m['variants']['dense']['runs'], key=int) == ['0', '1', '10'] and m['variants']['dense']['train_s'] == [1.0, 1.0]
+    assert list(m['variants']['lookup']['runs']) == ['0', '1'] and m['settings']['seeds'] == [0, 1, 10]
+    text = quality.write(tmp_path / 'm.json', m)
+    assert '| dense | 1 | 3 | 74.00 ± 4.32' in text and '| lookup | 1 | 2 | 61.00 ± 1.00' in text
+    assert json.loads(a.read_text())['variants']['dense']['runs'].keys() == {'0', '1'}   # the inputs are left as they were
 
 
 def test_fused_only_report_says_there_is_nothing_to_compare(tmp_path):
@@ -533,6 +548,24 @@ def test_per_patient_table_separates_within_patient_from_across_patients():
     parts = per_patient.parts_table(patients, labels, {'x': z, 'only_a': z}, {'x': -z})   # B's part reverses every order
     rows = parts.splitlines()
     assert len(rows) == 3 and rows[2].startswith('| x | 75.0 → 25.0 | 100 → 0 | 100 → 0 | 100 → 0 |')
+
+
+def test_compare_pairs_by_fold_and_seed_on_the_split_asked(tmp_path):
+    "ablate.py --compare: b minus a, paired by (data folder, seed); validation unless --split test; an unpaired run is left out."
+    import ablate
+    row = lambda name, data, seed, v, t: json.dumps(dict(name=name, data=f'/x/{data}', seed=seed,
+                                                         valid={'fused': dict(image_auroc=v, pixel_auroc=v, aupro=v)},
+                                                         test={'fused': dict(image_auroc=t, pixel_auroc=t, aupro=t)}))
+    log = tmp_path / 'log.jsonl'
+    log.write_text('\n'.join([row('A', 'fold1', 0, 80, 70), row('B', 'fold1', 0, 82, 69), row('A', 'fold2', 1, 90, 60),
+                               row('B', 'fold2', 1, 93, 64), row('B', 'fold3', 2, 99, 99)]) + '\n')
+    valid, test = ablate.compare(log, 'A', 'B'), ablate.compare(log, 'A', 'B', 'test')
+    assert '| fold1 | 0 | 80.0 / 82.0 / +2.0 |' in valid and 'fold3' not in valid
+    assert 'image_auroc: mean difference +2.50 over 2 pairs' in valid and '2 of 2 pairs favour B' in valid
+    assert '| fold2 | 1 | 60.0 / 64.0 / +4.0 |' in test and 'image_auroc: mean difference +1.50 over 2 pairs' in test
+    assert 'test (report only' in test and '1 of 2 pairs favour B' in test
+    with pytest.raises(SystemExit, match='valid'): ablate.compare(log, 'A', 'B', 'train')
+    with pytest.raises(SystemExit, match='no \\(data, seed\\) pair'): ablate.compare(log, 'A', 'C')
 
 
 def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
