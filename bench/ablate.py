@@ -5,7 +5,8 @@
     python bench/ablate.py --rescore RUN [RUN ...] [--scorer JSON] [--fusion-tasks ...] [--loto [--singles]]   (score run folders again)
     python bench/ablate.py --table bench/ablation.jsonl [--out bench/ablation.md] (the table, mean ± std over seeds)
     python bench/ablate.py --compare NAME_A NAME_B [--log ...] [--split test]  (paired validation differences, fold by fold and
-                           seed by seed; `--split test` the same on the test split, to report a choice already made)
+                           seed by seed; `--split test` the same on the test split, to report a choice already made;
+                           NAME_A+NAME_C joins two runs' models on one side)
 
 bench is a client of mtlmad's public jobs: each seed is an ordinary run folder trained by `mtlmad.jobs.train_run`
 (what `mtlmad train` does: held-out normals calibrate, up to 256 training normals calibrate each location), kept as
@@ -71,12 +72,14 @@ TIE = 0.005   # a paired difference this small (below the printed precision) is 
 
 
 def compare(log: Path, a: str, b: str, split: str = 'valid') -> str:
-    "Markdown: `split` figures (validation by default) of runs `b` minus runs `a`, paired by data folder (fold) and seed."
+    """Markdown: `split` figures (validation by default) of runs `b` minus runs `a`, paired by data folder (fold) and seed.
+    A side may join runs logged under several names: 'X+Y' (e.g. seeds trained on another day under a new name)."""
     if split not in ('valid', 'test'): raise SystemExit(f"--split must be 'valid' or 'test', got {split!r}")
+    names = {n: side for side in (a, b) for n in side.split('+')}   # 'X+Y': the models of runs X and Y together
     runs = {}
     for line in log.read_text().splitlines():
         r = json.loads(line)
-        if r['name'] in (a, b): runs[(r['name'], Path(r['data']).name, r['seed'])] = r[split]['fused']
+        if r['name'] in names: runs[(names[r['name']], Path(r['data']).name, r['seed'])] = r[split]['fused']
     pairs = sorted({(d, s) for n, d, s in runs if (a, d, s) in runs and (b, d, s) in runs})
     if not pairs: raise SystemExit(f'no (data, seed) pair has both {a!r} and {b!r} in {log}')
     which = 'validation' if split == 'valid' else 'test (report only: choices are made on validation)'

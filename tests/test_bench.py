@@ -566,6 +566,9 @@ def test_compare_pairs_by_fold_and_seed_on_the_split_asked(tmp_path):
     assert 'test (report only' in test and '1 of 2 pairs favour B' in test
     with pytest.raises(SystemExit, match='valid'): ablate.compare(log, 'A', 'B', 'train')
     with pytest.raises(SystemExit, match='no \\(data, seed\\) pair'): ablate.compare(log, 'A', 'C')
+    with open(log, 'a') as f: f.write(row('C', 'fold3', 2, 97, 98) + '\n')
+    joined = ablate.compare(log, 'A+C', 'B')   # C's model joins A's side: fold3 is paired now
+    assert '| fold3 | 2 | 97.0 / 99.0 / +2.0 |' in joined and 'over 3 pairs' in joined
 
 
 def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
