@@ -50,6 +50,7 @@ from mtlmad.baselines import fit_baseline, evaluate_baseline
 
 METRICS = ('image_auroc', 'pixel_auroc', 'aupro')
 BASELINE_NAMES = ('autoencoder', 'deepsvdd', 'nearest', 'lookup', 'lookup_abs', 'mirror', 'mirror_abs')
+TRAINED_BASELINES = ('autoencoder', 'deepsvdd')   # the baselines that train: `--baseline-epochs` is theirs
 LOOKUPS = {'lookup': ('lookup', {}), 'lookup_abs': ('lookup', {'two_sided': True}),   # variant -> fit_baseline's name and options
            'mirror': ('mirror', {}), 'mirror_abs': ('mirror', {'two_sided': True})}
 
@@ -167,8 +168,8 @@ def lookup_floors(variants: dict) -> str:
     return f"\n\nLookup spread floors ({', '.join(sorted(how))}): {'; '.join(parts)}."
 
 
-MERGE_KEYS = ('data', 'image_size', 'intensity', 'epochs', 'baseline_epochs', 'n_train', 'n_calibration', 'n_test',
-              'n_test_anomalous', 'moe_params', 'dense_width')   # what must agree; seeds may differ
+MERGE_KEYS = ('data', 'image_size', 'intensity', 'epochs', 'n_train', 'n_calibration', 'n_test',
+              'n_test_anomalous', 'moe_params', 'dense_width')   # what must agree (and baseline_epochs where baselines trained); seeds may differ
 
 
 def join_variant(have: dict, v: dict, name: str, f) -> None:
@@ -191,7 +192,11 @@ def merge(files: list[Path]) -> dict:
     for f, r in zip(files[1:], rs[1:]):
         diff = {k: (first.get(k), r['settings'].get(k)) for k in MERGE_KEYS if first.get(k) != r['settings'].get(k)}
         if diff: raise SystemExit(f'{f}: cannot merge with {files[0]}, settings differ: {diff}')
+    # --baseline-epochs matters only to files that trained a baseline: those must agree
+    epochs = {str(f): r['settings'].get('baseline_epochs') for f, r in zip(files, rs) if any(v in TRAINED_BASELINES for v in r['variants'])}
+    if len(set(epochs.values())) > 1: raise SystemExit(f'cannot merge trained baselines of different epochs: {epochs}')
     out = json.loads(json.dumps(rs[0]))
+    if epochs: out['settings']['baseline_epochs'] = next(iter(epochs.values()))
     out['command'] = ' ; '.join(r['command'] for r in rs) + ' ; python bench/quality.py --merge ' + ' '.join(map(str, files))
     out['settings']['machine'] = ' | '.join(dict.fromkeys(r['settings']['machine'] for r in rs))
     out['variants'], out['joint_parts'] = {}, {}
@@ -229,7 +234,9 @@ def main():
     a = ap.parse_args()
     if a.merge:
         if a.out is None: ap.error('--merge needs --out')
-        print(write(a.out, merge(a.merge)))
+        m = merge(a.merge)
+        if a.note: m['note'] = a.note   # else the first file's
+        print(write(a.out, m))
         print(f'wrote {a.out} and {a.out.with_suffix(".md")}')
         return
     if a.threads: torch.set_num_threads(a.threads)

@@ -69,6 +69,17 @@ def test_merge_joins_other_seeds_of_a_variant(tmp_path):
     assert json.loads(a.read_text())['variants']['dense']['runs'].keys() == {'0', '1'}   # the inputs are left as they were
 
 
+def test_merge_checks_baseline_epochs_only_where_baselines_trained(tmp_path):
+    "--baseline-epochs is recorded by every run but matters only to the trained baselines: only theirs must agree."
+    a, b, c = tmp_path / 'a.json', tmp_path / 'b.json', tmp_path / 'c.json'
+    a.write_text(json.dumps(result({'deepsvdd': 55.0}, baseline_epochs=40)))
+    b.write_text(json.dumps(result({'dense': 70.0}, baseline_epochs=100)))
+    c.write_text(json.dumps(result({'autoencoder': 50.0}, baseline_epochs=100)))
+    m = quality.merge([b, a])
+    assert m['settings']['baseline_epochs'] == 40 and list(m['variants']) == ['dense', 'deepsvdd']
+    with pytest.raises(SystemExit, match='trained baselines of different epochs'): quality.merge([a, b, c])
+
+
 def test_fused_only_report_says_there_is_nothing_to_compare(tmp_path):
     text = quality.write(tmp_path / 'f.json', result({'fused': 70.0}))
     assert 'only the fused model was run' in text and 'nan' not in text
