@@ -75,6 +75,8 @@ def compare(log: Path, a: str, b: str, split: str = 'valid') -> str:
     """Markdown: `split` figures (validation by default) of runs `b` minus runs `a`, paired by data folder (fold) and seed.
     A side may join runs logged under several names: 'X+Y' (e.g. seeds trained on another day under a new name)."""
     if split not in ('valid', 'test'): raise SystemExit(f"--split must be 'valid' or 'test', got {split!r}")
+    both = set(a.split('+')) & set(b.split('+'))
+    if both: raise SystemExit(f'--compare: {sorted(both)} on both sides; each logged run belongs to one side')
     names = {n: side for side in (a, b) for n in side.split('+')}   # 'X+Y': the models of runs X and Y together
     runs = {}
     for line in log.read_text().splitlines():

@@ -580,6 +580,7 @@ def test_compare_pairs_by_fold_and_seed_on_the_split_asked(tmp_path):
     with open(log, 'a') as f: f.write(row('C', 'fold3', 2, 97, 98) + '\n')
     joined = ablate.compare(log, 'A+C', 'B')   # C's model joins A's side: fold3 is paired now
     assert '| fold3 | 2 | 97.0 / 99.0 / +2.0 |' in joined and 'over 3 pairs' in joined
+    with pytest.raises(SystemExit, match='on both sides'): ablate.compare(log, 'A+C', 'C')
 
 
 def test_score_scales_rules_find_a_large_faint_anomaly_that_the_sum_ranks_low():
