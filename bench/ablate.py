@@ -14,7 +14,7 @@ bench is a client of mtlmad's public jobs: each seed is an ordinary run folder t
 It is scored by `mtlmad.jobs.open_scorer` and measured by `mtlmad.jobs.task_metrics` on the valid and the test split,
 as `mtlmad evaluate` (`mtlmad.jobs.evaluate_run`) measures it: a logged test figure is the one `mtlmad evaluate` reports.
 `--scorer` (JSON `ScoringConfig` fields, e.g. `{"k": 5, "floor": 0.25}`) and `--fusion-tasks` change the scoring:
-settings that act after the calibration (`mtlmad.jobs.FUSION_SETTINGS`: fusion, fusion_tasks, sigma, top_parts, groups) go to
+settings that act after the calibration (`mtlmad.jobs.FUSION_SETTINGS`: fusion, fusion_tasks, sigma, top_parts, groups, image_votes, lookup_map) go to
 `open_scorer`; any other calibrates the run again under them with `mtlmad.jobs.calibrate_run`, as `train_run` did.
 `--rescore` scores run folders again (from earlier `--runs`, or any `mtlmad train` run), on the data each recorded
 unless `--data` is given; with `--loto` each run is also fused without each of its fused parts in turn (rows
@@ -109,7 +109,7 @@ def evaluate(scorer, es) -> dict:
     "Fused and per-task metrics of one split, in percent (`task_metrics`); `fused_max` scores images by the fused map's maximum."
     res = scorer.score(es.images, every_part=True)
     out = task_metrics(es, res, scorer.sigma)
-    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma, scorer.top_parts, scorer.groups).scores))
+    out['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(scorer.norms, scorer.fusion_tasks, 'max', scorer.sigma, scorer.top_parts, scorer.groups, scorer.lookup_map, votes=scorer.image_votes).scores))
     return out
 
 
@@ -147,8 +147,8 @@ def loto_run(run: Path, rec: dict, log: str, data=None, scorer_kw=None, singles:
         es = load_run_split(run, sc.cfg, data, split)
         res = sc.score(es.images, every_part=True)
         for n, sub in subsets.items():
-            out[n][split] = task_metrics(es, res.refuse(sc.norms, sub, sc.fusion, sc.sigma, sc.top_parts, sc.groups), sc.sigma)
-            out[n][split]['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(sc.norms, sub, 'max', sc.sigma, sc.top_parts, sc.groups).scores))
+            out[n][split] = task_metrics(es, res.refuse(sc.norms, sub, sc.fusion, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map, votes=sc.image_votes), sc.sigma)
+            out[n][split]['fused_max'] = as_percent(image_metrics(es.labels, res.refuse(sc.norms, sub, 'max', sc.sigma, sc.top_parts, sc.groups, sc.lookup_map, votes=sc.image_votes).scores))
     with open(log, 'a') as f:
         for n, sub in subsets.items():
             f.write(json.dumps(dict(rec, name=f'{n}/local', scoring='local', scorer=scorer_kw or {}, fusion_tasks=sub, data=str(data), device=DEVICE,

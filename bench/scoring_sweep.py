@@ -77,7 +77,7 @@ def validation_metrics(train_images, valid, e_train, e_valid, scoring: ScoringCo
     norms = {t: TaskNorm.from_errors(score[t][normal], z[t.split('@')[0]][normal][fg[normal]]) for t in parts}
     if per: score = {t: norms[t].scale_z(score[t]) for t in parts}
     zz = {t: z[t.split('@')[0]] for t in parts}
-    m = image_metrics(valid.labels, fuse_scores(score, norms, s.fusion, parts, zz, s.sigma, s.top_parts, s.groups, s.lookup_map))
+    m = image_metrics(valid.labels, fuse_scores(score, norms, s.fusion, parts, zz, s.sigma, s.top_parts, s.groups, s.lookup_map, s.image_votes))
     m.update(pixel_metrics(valid.masks, fuse_maps(z, norms, tasks, s.sigma, s.top_parts, s.groups, s.lookup_map)))
     return as_percent(m)
 

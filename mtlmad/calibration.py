@@ -19,10 +19,10 @@ from .ops import gaussian_blur, foreground
 from .mirror import COARSE
 
 # %% auto #0
-__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'NORMAL_MAD', 'ScoringConfig',
-           'foreground_masks', 'mask_outside', 'region_max', 'shrink_factor', 'shrunk_sigma', 'shrunk_blur',
-           'image_scores', 'image_thumbs', 'Reference', 'make_reference', 'nearest_references', 'local_z',
-           'reference_distance', 'image_spread', 'own_spread', 'calibrated_errors']
+__all__ = ['FUSIONS', 'LOOKUP', 'LOOKUP_SIDES', 'LOOKUP_MAPS', 'MIRROR', 'SCALE_RULES', 'NO_MODEL_PARTS', 'IMAGE_VOTES',
+           'NORMAL_MAD', 'ScoringConfig', 'foreground_masks', 'mask_outside', 'region_max', 'shrink_factor',
+           'shrunk_sigma', 'shrunk_blur', 'image_scores', 'image_thumbs', 'Reference', 'make_reference',
+           'nearest_references', 'local_z', 'reference_distance', 'image_spread', 'own_spread', 'calibrated_errors']
 
 # %% ../nbs/06a_calibration.ipynb #9aded8d1
 FUSIONS = ('mean', 'rank', 'max')   # the ways `fuse_scores` fuses the tasks
@@ -31,6 +31,8 @@ LOOKUP_SIDES = ('', 'both', 'brighter')   # no lookup part; its z either way; br
 LOOKUP_MAPS = ('', 'mean', 'max')   # the lookup part in the fused map: as every part; mean / larger of it and the other parts' map
 MIRROR = 'mirror'   # the part whose map is the image against its own mirror image (`ScoringConfig.mirror`, `mtlmad.mirror`)
 SCALE_RULES = ('sum', 'max')   # a part's image score from its maxima at several smoothings: their sum; the largest of their z-scores
+NO_MODEL_PARTS = (LOOKUP, MIRROR)   # the parts that need no model: their maps come from the image and the normal images alone
+IMAGE_VOTES = ('kinds', 'parts')   # an image's fused score: one vote per kind of part (learned, no model); the `top_parts` largest votes
 
 @dataclass(frozen=True)
 class ScoringConfig:
@@ -48,6 +50,7 @@ class ScoringConfig:
     fusion: str = 'mean' # one of `FUSIONS` (`fuse_scores`)
     top_parts: int = 2 # each fused score and pixel: the mean of this many largest part z-scores (0: of every part)
     groups: tuple = (('inpaint', 'denoise'), ('lookup', 'mirror')) # parts counted as one before `top_parts`: at each image and pixel, their largest z
+    image_votes: str = 'kinds' # one of `IMAGE_VOTES`: 'kinds': an image's fused score is the mean of its largest learned part's z and its largest `NO_MODEL_PARTS` z (since 0.2.21; the `top_parts` rule when only one kind is fused); 'parts': the mean of its `top_parts` largest votes after `groups`. Maps untouched
     fusion_tasks: tuple | None = None # the fused tasks (None: the run's)
     foreground_only: bool = True # score tissue only
     features: bool = False # also score the joint model's head features (`mtlmad.features`), one more fused part (off since 0.2.18)
@@ -108,6 +111,7 @@ def _check(self: ScoringConfig):
         raise ValueError(f"lookup must be one of {LOOKUP_SIDES} ('': no lookup part), got {self.lookup!r}")
     if self.mirror not in LOOKUP_SIDES:
         raise ValueError(f"mirror must be one of {LOOKUP_SIDES} ('': no mirror part), got {self.mirror!r}")
+    if self.image_votes not in IMAGE_VOTES: raise ValueError(f'image_votes must be one of {IMAGE_VOTES}, got {self.image_votes!r}')
     if self.lookup_map not in LOOKUP_MAPS:
         raise ValueError(f"lookup_map must be one of {LOOKUP_MAPS} ('': the lookup part fused like every part), got {self.lookup_map!r}")
     _check_groups(self.groups)

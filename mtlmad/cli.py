@@ -108,6 +108,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument('--lookup-map', choices=['none', 'mean', 'max'], default=None,
                    help="the lookup part in the fused map: the mean or the larger of it and the other parts' map; "
                         "'none': fused like every part (default: the run's)")
+    s.add_argument('--image-votes', choices=['kinds', 'parts'], default=None,
+                   help="each image's fused score: the mean of its largest learned part and its largest part that needs no model "
+                        "(kinds), or of its --top-parts largest votes after --groups (parts) (default: the run's)")
     s.add_argument('--device', default='auto', help=DEVICE_HELP)
 
     s = sub.add_parser('calibrate', help='calibrate a trained run again under other scoring settings, and keep that in the run')
@@ -173,7 +176,8 @@ def _run(a) -> int:
     elif a.command == 'evaluate':
         groups = None if a.groups is None else [g.split('+') for g in a.groups if g != 'none']
         lookup_map = {None: None, 'none': ''}.get(a.lookup_map, a.lookup_map)
-        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device, top_parts=a.top_parts, groups=groups, lookup_map=lookup_map)
+        jobs.evaluate_run(a.run, a.out, data=a.data, fusion=a.fusion, device=a.device, top_parts=a.top_parts, groups=groups, lookup_map=lookup_map,
+                          image_votes=a.image_votes)
     elif a.command == 'calibrate':
         print(_calibrate(a))
     elif a.command == 'predict':

@@ -98,7 +98,7 @@ def train_run(data=None, # dataset folder (BMAD or MVTec layout) or its `DataSou
     return out
 
 # %% ../nbs/08b_jobs.ipynb #e6c587cd
-FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups', 'lookup_map')   # what `open_scorer` may change: they act after the calibration
+FUSION_SETTINGS = ('fusion', 'fusion_tasks', 'sigma', 'top_parts', 'groups', 'image_votes', 'lookup_map')   # what `open_scorer` may change: they act after the calibration
 
 def _fused_parts(cfg: MTLConfig, sc: ScoringConfig, features: bool) -> tuple:
     "What a run fuses unless its scoring names the parts: its config's tasks, its feature part, the lookup and mirror parts as `sc.lookup` and `sc.mirror` say."
@@ -240,9 +240,10 @@ def evaluate_run(run, # run folder from `train_run`, or a shipped run's name ('d
                  top_parts: int | None = None, # fuse the mean of this many largest parts (0: all; None: the run's)
                  groups: list | None = None, # parts counted as one, e.g. [['inpaint', 'denoise']] ([]: none; None: the run's)
                  lookup_map: str | None = None, # the lookup part in the fused map: '', 'mean' or 'max' (`ScoringConfig.lookup_map`; None: the run's)
+                 image_votes: str | None = None, # an image's votes: 'kinds' or 'parts' (`ScoringConfig.image_votes`; None: the run's)
                 ) -> dict:
     "Score a dataset split with a trained run, measure it, write the report; returns the metrics (percent)."
-    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts, groups=groups, lookup_map=lookup_map).items() if v is not None}   # none: the run's
+    fusion_settings = {k: v for k, v in dict(fusion=fusion, top_parts=top_parts, groups=groups, lookup_map=lookup_map, image_votes=image_votes).items() if v is not None}   # none: the run's
     scorer = open_scorer(run, device, fusion_settings or None)
     es = load_run_split(run, scorer.cfg, data, split)
     if len(set(es.labels.tolist())) < 2:

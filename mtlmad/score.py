@@ -21,14 +21,14 @@ from .mirror import find_midlines, mirror_difference
 # the settings, the foreground and the calibration per location are `mtlmad.calibration`'s; `from mtlmad.score import
 # ScoringConfig` (or any of these names) keeps working
 from .calibration import (
-    FUSIONS, LOOKUP, MIRROR, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
+    FUSIONS, IMAGE_VOTES, LOOKUP, MIRROR, NO_MODEL_PARTS, ScoringConfig, foreground_masks, mask_outside, region_max, image_scores, image_thumbs, Reference,
     make_reference, local_z, calibrated_errors, nearest_references, reference_distance)
 from .features import FEATURES, FeatureDensity, fit_density, stacked_features
 from .tasks.base import top_fraction_mean
 
 # %% auto #0
 __all__ = ['TREND_MIN_NORMALS', 'feature_map', 'task_errors', 'largest_z', 'TaskNorm', 'largest_mean', 'merge_groups',
-           'fuse_maps', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
+           'fuse_maps', 'kind_votes', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -179,6 +179,13 @@ def fuse_maps(task_maps: dict, # task -> (N,H,W) or (H,W) raw error maps
 
 
 # %% ../nbs/06_score.ipynb #2cba754f
+def kind_votes(parts: dict, # part -> its normalised image scores (z-scores or ranks), all of one shape
+              ) -> list | None:
+    "Two votes: the largest value among the learned parts and the largest among `NO_MODEL_PARTS`; None when only one kind is there."
+    learned = [v for t, v in parts.items() if t not in NO_MODEL_PARTS]
+    fixed = [v for t, v in parts.items() if t in NO_MODEL_PARTS]
+    return [np.max(learned, 0), np.max(fixed, 0)] if learned and fixed else None
+
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
                 fusion: str = ScoringConfig.fusion, # 'mean' of z-scores, 'rank', or 'max' of the fused map
@@ -188,6 +195,7 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 top: int = ScoringConfig.top_parts, # each image: mean of its `top` largest parts (0: of all; `largest_mean`)
                 groups=ScoringConfig.groups, # parts counted as one before `top` (`merge_groups`)
                 lookup_map: str = ScoringConfig.lookup_map, # the fused map's rule for the lookup part ('max'; `fuse_maps`)
+                votes: str = ScoringConfig.image_votes, # 'kinds': the mean of the largest learned and the largest no-model part ('mean', 'rank'; `kind_votes`); 'parts': `top` and `groups`
                ) -> np.ndarray:
     "Fuse per-task image scores (or, for 'max', per-task maps) into one score per image."
     tasks = list(tasks if tasks is not None else task_scores)
@@ -199,7 +207,9 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
     if fusion == 'mean': parts = {t: norms[t].z_score(task_scores[t]) for t in tasks}
     elif fusion == 'rank': parts = {t: norms[t].rank(task_scores[t]) for t in tasks}
     else: raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
-    return largest_mean(merge_groups(parts, groups), top)
+    if votes not in IMAGE_VOTES: raise ValueError(f'votes must be one of {IMAGE_VOTES}, got {votes!r}')
+    kinds = kind_votes(parts) if votes == 'kinds' else None
+    return np.mean(kinds, 0) if kinds else largest_mean(merge_groups(parts, groups), top)
 
 
 # %% ../nbs/06_score.ipynb #16963440
@@ -238,9 +248,10 @@ class ScoreResult:
                           self.paths[i] if self.paths else None, {t: g[i] for t, g in self.gates.items()} or None)
 
     def refuse(self, norms: dict, tasks=None, fusion=ScoringConfig.fusion, sigma=ScoringConfig.sigma,
-               top=ScoringConfig.top_parts, groups=ScoringConfig.groups, lookup_map=ScoringConfig.lookup_map) -> 'ScoreResult':
+               top=ScoringConfig.top_parts, groups=ScoringConfig.groups, lookup_map=ScoringConfig.lookup_map,
+               votes=ScoringConfig.image_votes) -> 'ScoreResult':
         "The same parts fused again with another choice of tasks or fusion (no model run)."
-        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top, groups, lookup_map), self.task_scores,
+        return ScoreResult(fuse_scores(self.task_scores, norms, fusion, tasks, self.task_maps, sigma, top, groups, lookup_map, votes), self.task_scores,
                            fuse_maps(self.task_maps, norms, tasks, sigma, top, groups, lookup_map), self.task_maps, self.device, self.gates, self.paths)
 
 # %% ../nbs/06_score.ipynb #39e755b0
@@ -325,7 +336,7 @@ class Scorer:
 def _setting(name):
     return property(lambda self: getattr(self.scoring, name), doc=f'`scoring.{name}`')
 
-for _n in ('k', 'sigma', 'score_sigma', 'score_shrink', 'score_scales', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'foreground_only', 'lookup_map'):
+for _n in ('k', 'sigma', 'score_sigma', 'score_shrink', 'score_scales', 'floor', 'erode', 'ref_sigma', 'rms_parts', 'brighter', 'fusion', 'top_parts', 'groups', 'image_votes', 'foreground_only', 'lookup_map'):
     setattr(Scorer, _n, _setting(_n))
 
 # %% ../nbs/06_score.ipynb #041e499c
@@ -483,7 +494,7 @@ def score(self: Scorer, images: torch.Tensor, batch_size: int = 16, paths=None, 
     if not self.norms: raise RuntimeError('the scorer is not calibrated: call `calibrate(normal_images)` first (or load a calibrated run)')
     tasks = tasks or self.fusion_tasks
     maps, scores, gates = self.raw(images, batch_size, progress, parts=None if every_part else tasks)
-    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts, self.groups, self.lookup_map), scores,
+    return ScoreResult(fuse_scores(scores, self.norms, self.fusion, tasks, maps, self.sigma, self.top_parts, self.groups, self.lookup_map, self.image_votes), scores,
                        fuse_maps(maps, self.norms, tasks, self.sigma, self.top_parts, self.groups, self.lookup_map), maps, str(self.device), gates, paths)
 
 # %% ../nbs/06_score.ipynb #4d0e6c86
@@ -527,4 +538,5 @@ def saved_scoring(norm: dict, # a run's `Scorer.norms_dict`, as saved by any mtl
     if 'score_shrink' not in saved: saved['score_shrink'] = 1   # before 0.2.16 every smoothing ran at full resolution
     if 'lookup_own_spread' not in saved: saved['lookup_own_spread'] = False   # before 0.2.19 the lookup part's z-map is its references' alone
     if 'distance_trend' not in saved: saved['distance_trend'] = False   # before 0.2.20 no part's score has a trend in the image's distance
+    if 'image_votes' not in saved: saved['image_votes'] = 'parts'   # before 0.2.21 an image's votes are its parts after `groups`
     return ScoringConfig.from_dict({**saved, **ov})

@@ -45,6 +45,7 @@ class VolumeScore:
     top_parts: int = ScoringConfig.top_parts # each fused score and pixel: mean of this many largest parts (0: all)
     groups: tuple = ScoringConfig.groups # parts counted as one before `top_parts` (`mtlmad.score.merge_groups`)
     lookup_map: str = ScoringConfig.lookup_map # the lookup part's rule in the fused map (`mtlmad.score.fuse_maps`)
+    image_votes: str = ScoringConfig.image_votes # each slice's votes (`mtlmad.score.fuse_scores`' `votes`)
 
     @property
     def tasks(self) -> list: return list(self.task_maps)
@@ -104,7 +105,7 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(
     return VolumeScore(float(top.mean()), slice_scores, task_slice, amap, axis, scored, res.task_maps, scorer.norms, scorer.sigma,
                        sigma_z, scorer.fusion, res.device, time.perf_counter() - t0, list(getattr(scorer, 'fusion_tasks', [])),
                        getattr(scorer, 'top_parts', ScoringConfig.top_parts), getattr(scorer, 'groups', ScoringConfig.groups),
-                       getattr(scorer, 'lookup_map', ScoringConfig.lookup_map))
+                       getattr(scorer, 'lookup_map', ScoringConfig.lookup_map), getattr(scorer, 'image_votes', 'parts'))
 
 # %% ../nbs/12_volume_jobs.ipynb #18d112ed
 @patch
@@ -123,7 +124,7 @@ def fused_volume(vs: VolumeScore, # from `score_volume`
     tasks = list(tasks or vs.fused_tasks)
     s = np.full(len(vs.slice_scores), np.nan)
     s[vs.scored] = fuse_scores({t: v[vs.scored] for t, v in vs.task_slice_scores.items()}, vs.norms, vs.fusion, tasks,
-                                 top=vs.top_parts, groups=vs.groups)
+                                 top=vs.top_parts, groups=vs.groups, votes=vs.image_votes)
     return maps_to_volume(fuse_maps(vs.task_maps, vs.norms, tasks, vs.sigma, vs.top_parts, vs.groups, vs.lookup_map), vs.scored, vs.amap.shape, vs.axis, vs.sigma_z), s
 
 # %% ../nbs/12_volume_jobs.ipynb #7ce02d1a

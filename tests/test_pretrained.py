@@ -4,6 +4,7 @@ version (or architecture) is refused clearly."""
 import contextlib, io, json, shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ from mtlmad import checkpoint
 from mtlmad.checkpoint import PRETRAINED_DIR, load_run, pretrained_runs, resolve_run
 from mtlmad.cli import main
 from mtlmad.core import MTLConfig
-from mtlmad.jobs import DEMO_CONFIG
+from mtlmad.jobs import DEMO_CONFIG, load_run_split, open_scorer
 from mtlmad.zoo import FIGURE_TOLERANCE, FIGURES, model_card, run_figures
 
 SHIPPED = PRETRAINED_DIR / 'demo'
@@ -96,6 +97,28 @@ def test_cli_evaluate_another_fusion(tmp_path, monkeypatch, card_figures, option
     for t, want in card_figures['tasks'].items():
         assert all(abs(got[t][k] - want[k]) <= FIGURE_TOLERANCE for k in FIGURES), (t, got[t], want)
     assert got['fused']['aupro'] != card_figures['fused']['aupro'], (got['fused'], card_figures['fused'])
+
+
+def test_cli_evaluate_image_votes(tmp_path, monkeypatch, card_figures):
+    """`--image-votes parts` (each image: its two largest votes, as runs before 0.2.21) changes the image scores only:
+    the maps, so the pixel figures, and every part alone stay the shipped run's."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = _cli('evaluate', '--run', 'demo', '--out', 'report', '--device', 'cpu', '--image-votes', 'parts')
+    assert rc == 0, err
+    got = json.loads((tmp_path / 'report' / 'metrics.json').read_text())
+    for t, want in card_figures['tasks'].items():
+        assert all(abs(got[t][k] - want[k]) <= FIGURE_TOLERANCE for k in FIGURES), (t, got[t], want)
+    for k in ('pixel_auroc', 'aupro'):
+        assert abs(got['fused'][k] - card_figures['fused'][k]) <= FIGURE_TOLERANCE, (k, got['fused'], card_figures['fused'])
+
+
+def test_image_votes_change_the_scores_not_the_maps():
+    kinds, parts = (open_scorer('demo', device='cpu', scoring=None if v is None else dict(image_votes=v)) for v in (None, 'parts'))
+    assert (kinds.image_votes, parts.image_votes) == ('kinds', 'parts')   # the shipped run votes by kind
+    x = load_run_split('demo', kinds.cfg, None, 'test').images[:12]
+    a, b = kinds.score(x), parts.score(x)
+    np.testing.assert_allclose(a.maps, b.maps)
+    assert not np.allclose(a.scores, b.scores)
 
 
 def test_cli_evaluate_refuses_a_group_of_one(tmp_path, monkeypatch):

@@ -325,7 +325,7 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     assert open_scorer(tmp_path, device='cpu', scoring=dict(sigma=3.0)).score_sigma == 3.0
     v022 = {**old, '_scoring': {'score_sigma': [0.5, 4.0]}}   # 0.2.2 saved only the score smoothing(s)
     save_checkpoint(tmp_path / 'v022' / 'model.pt', res.model, res.tasks, TINY, norm=v022)
-    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='', mirror='', mirrored=(), score_scales='sum', score_shrink=1, lookup_own_spread=False, distance_trend=False)   # the mean of every part, as before 0.2.6; the maxima added, as before 0.2.15, at full resolution, as before 0.2.16; the lookup's z its references' alone, as before 0.2.19; no trend in the distance, as before 0.2.20
+    assert open_scorer(tmp_path / 'v022', device='cpu').scoring == ScoringConfig(score_sigma=(0.5, 4.0), fusion_tasks=TINY.fused, features=False, top_parts=0, groups=(), rms_parts=(), lookup='', lookup_map='', mirror='', mirrored=(), score_scales='sum', score_shrink=1, lookup_own_spread=False, distance_trend=False, image_votes='parts')   # the mean of every part, as before 0.2.6; the maxima added, as before 0.2.15, at full resolution, as before 0.2.16; the lookup's z its references' alone, as before 0.2.19; no trend in the distance, as before 0.2.20
     cfg = ScoringConfig(score_sigma=(0.5, 4.0), fusion='max', sigma=1.5, erode=1, ref_sigma=0.5, k=3, floor=0.25, features=True)   # the feature part: off by default since 0.2.18
     multi = Scorer(res.model, res.tasks, device='cpu', scoring=cfg); multi.calibrate(IMGS, IMGS)
     save_checkpoint(tmp_path / 'multi' / 'model.pt', res.model, res.tasks, TINY, norm=multi.norms_dict())
@@ -335,13 +335,16 @@ def test_open_scorer_scores_the_way_the_run_was_calibrated(tmp_path, calibrated_
     mean = open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(fusion='mean'))
     assert mean.scoring == back.scoring.replace(fusion='mean')
     np.testing.assert_array_equal(mean.score(IMGS).scores, multi.score(IMGS).refuse(multi.norms, multi.fusion_tasks, fusion='mean', sigma=1.5).scores)
-    allp = dict(fusion='mean', fusion_tasks=back.parts)   # every part: more than two
+    allp = dict(fusion='mean', fusion_tasks=back.parts, image_votes='parts')   # every part: more than two, each its own vote
     every = open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(allp, top_parts=0))   # a fusion setting: no calibration
     two = open_scorer(tmp_path / 'multi', device='cpu', scoring=allp)
     assert every.top_parts == 0 and two.top_parts == 2 and len(back.parts) > 2
-    got, want = every.score(IMGS), two.score(IMGS).refuse(two.norms, back.parts, fusion='mean', sigma=1.5, top=0)
+    got, want = every.score(IMGS), two.score(IMGS).refuse(two.norms, back.parts, fusion='mean', sigma=1.5, top=0, votes='parts')
     np.testing.assert_array_equal(got.scores, want.scores); np.testing.assert_array_equal(got.maps, want.maps)
     assert not np.allclose(got.scores, two.score(IMGS).scores)   # the mean of the largest two is not the mean of all
+    kinds = open_scorer(tmp_path / 'multi', device='cpu', scoring=dict(fusion='mean'))   # saved since 0.2.21: one vote per kind of part
+    assert kinds.image_votes == 'kinds'
+    np.testing.assert_array_equal(kinds.score(IMGS).scores, two.score(IMGS).refuse(two.norms, kinds.fusion_tasks, fusion='mean', sigma=1.5, votes='kinds').scores)
     with pytest.raises(ValueError, match='unknown scoring settings'): open_scorer(tmp_path, device='cpu', scoring=dict(sgima=1))
     v026 = {**multi.norms_dict(), '_scoring': {k: v for k, v in multi.norms_dict()['_scoring'].items() if k != 'groups'}}
     save_checkpoint(tmp_path / 'v026' / 'model.pt', res.model, res.tasks, TINY, norm=v026)   # 0.2.6 saved no groups
