@@ -84,7 +84,7 @@ def fused_scores(sc, norms: dict, scores: dict, maps: dict, idx: np.ndarray, sta
     if u is not None: one = {t: norms[t].detrend(s, u[idx]) for t, s in one.items()}
     if not standardise: norms = {t: replace(n, score_mean=0.0, score_std=1.0) if scores[t].ndim == 2 else n for t, n in norms.items()}
     return fuse_scores(one, norms, sc.fusion, [t for t in scores if t != without], {t: m[idx] for t, m in maps.items()}, sc.sigma, sc.top_parts,
-                       sc.groups, sc.lookup_map), one
+                       sc.groups, sc.lookup_map, sc.image_votes), one
 
 
 def crossfit(sc, images: torch.Tensor, labels: np.ndarray, groups: np.ndarray, n: int = 20, seed: int = 0,

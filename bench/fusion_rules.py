@@ -10,8 +10,8 @@ serves them all. For each run and each rule it prints the image AUROC (percent) 
   the other half, averaged over the halves);
 - `test`: the test split under the run's calibration (reported only).
 
-Each rule is paired against the first (today's: the mean of the two largest votes), and against the mirror part
-alone. The rules (`RULES`):
+Each rule is paired against the first (by default today's, `two_kinds`: `ScoringConfig.image_votes='kinds'` since mtlmad
+0.2.21; until 0.2.20 `top2`), and against the mirror part alone. The rules (`RULES`):
 - `top1`, `top2`, `top3`, `all`: the mean of the 1, 2, 3 or all largest votes (`ScoringConfig.top_parts`); a group
   (`ScoringConfig.groups`) is one vote, its parts' largest z;
 - `map_max`: the fused map's maximum (`ScoringConfig.fusion='max'`);
@@ -71,7 +71,7 @@ def rule_scores(rule: str, sc, z: dict, norms: dict, maps: dict, idx) -> np.ndar
     return largest_mean(v, 0 if rule == 'all' else int(rule[3:]))
 
 
-RULES = ('top2', 'top1', 'top3', 'all', 'map_max', 'fisher', 'two_kinds')
+RULES = ('two_kinds', 'top2', 'top1', 'top3', 'all', 'map_max', 'fisher')
 
 
 def split_passes(sc, valid, test) -> tuple:

@@ -233,7 +233,7 @@ def evaluate_on_source(run, src, split: str = 'valid', frame=None) -> dict:
     maps[LOOKUP], scores[LOOKUP] = whole.task_maps[LOOKUP], whole.task_scores[LOOKUP]
     norms = dict(sc.norms, **{LOOKUP: frame.norms[LOOKUP]})
     tasks = list(sc.fusion_tasks)
-    m = image_metrics(full.labels, fuse_scores(scores, norms, sc.fusion, tasks, maps, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map))
+    m = image_metrics(full.labels, fuse_scores(scores, norms, sc.fusion, tasks, maps, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map, sc.image_votes))
     m.update(pixel_metrics(full.masks, fuse_maps(maps, norms, tasks, sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)))
     return {'fused': as_percent(m)}
 

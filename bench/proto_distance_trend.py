@@ -32,7 +32,7 @@ from mtlmad.calibration import LOOKUP, MIRROR, foreground_masks
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
 from mtlmad.metrics import image_auroc
-from mtlmad.score import largest_mean, merge_groups
+from mtlmad.score import kind_votes, largest_mean, merge_groups
 
 VARIANTS = ('none', 'lookup_divide', 'divide', 'trend', 'trend_clipped', 'trend_not_lookup', 'trend_learned',
             'trend+tissue', 'trend+grey', 'mirror', 'mirror_trend')
@@ -79,8 +79,10 @@ def adjusted(variant: str, norms: dict, z: dict, one: dict, cov: dict, keep: np.
 
 
 def fused(sc, variant: str, z: dict) -> np.ndarray:
-    "The fused image scores from the parts' z-scores, as `fuse_scores` fuses them (the mirror part alone for `mirror*`)."
-    return z[MIRROR] if variant.startswith('mirror') else largest_mean(merge_groups(z, sc.scoring.groups), sc.scoring.top_parts)
+    "The fused image scores from the parts' z-scores, as `fuse_scores` fuses them under the run's votes (the mirror part alone for `mirror*`)."
+    if variant.startswith('mirror'): return z[MIRROR]
+    kinds = kind_votes(z) if sc.scoring.image_votes == 'kinds' else None
+    return np.mean(kinds, 0) if kinds else largest_mean(merge_groups(z, sc.scoring.groups), sc.scoring.top_parts)
 
 
 def judge(sc, variants, valid, test, groups, n_halves: int = 20, seed: int = 0) -> dict:

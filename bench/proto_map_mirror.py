@@ -37,7 +37,7 @@ def rules(res, sc) -> dict:
 def fusions(res, sc) -> dict:
     t, g, nl = list(sc.fusion_tasks), tuple(x for x in sc.groups if 'lookup' not in x), (('lookup', 'mirror'),)
     v = dict(S0=(sc.top_parts, sc.groups), S2=(3, g), S3=(sc.top_parts, g + nl), S5=(0, g), S6=(0, g + nl), S7=(3, g + nl))
-    return {k: res.refuse(sc.norms, t, sc.fusion, sc.sigma, top, gr, sc.lookup_map) for k, (top, gr) in v.items()}
+    return {k: res.refuse(sc.norms, t, sc.fusion, sc.sigma, top, gr, sc.lookup_map, votes='parts') for k, (top, gr) in v.items()}   # 0.2.13's votes
 
 
 def main(out, runs):

@@ -745,24 +745,26 @@ def test_fusion_rules_score_as_the_package_fuses(ablated, tmp_path, one_thread):
     saved = json.loads((tmp_path / 'fr.json').read_text())['runs'][str(run)]
     assert set(saved) == set(rules.split(',')) | {'mirror'} and all(saved[k] == pytest.approx(v) for k, v in res.items())
     sc = open_scorer(run, 'cpu')
-    assert (sc.scoring.top_parts, sc.scoring.fusion) == (2, 'mean') and {'lookup', 'mirror'} <= set(sc.fusion_tasks)
-    for split in ('valid', 'test'):   # today's rule and the mirror part alone: what `mtlmad evaluate` reports
+    assert (sc.scoring.top_parts, sc.scoring.fusion, sc.scoring.image_votes) == (2, 'mean', 'kinds') and {'lookup', 'mirror'} <= set(sc.fusion_tasks)
+    for split in ('valid', 'test'):   # today's rule (one vote per kind), 0.2.20's and the mirror part alone: what `mtlmad evaluate` reports
         reported = evaluate_run(run, tmp_path / split, data=more, split=split, progress=False)
-        assert res['top2'][split] == pytest.approx(reported['fused']['image_auroc'], abs=1e-6)
+        assert res['two_kinds'][split] == pytest.approx(reported['fused']['image_auroc'], abs=1e-6)
         assert res['mirror'][split] == pytest.approx(reported['mirror']['image_auroc'], abs=1e-6)
+        parts = evaluate_run(run, tmp_path / f'{split}_parts', data=more, split=split, progress=False, image_votes='parts')
+        assert res['top2'][split] == pytest.approx(parts['fused']['image_auroc'], abs=1e-6)
     es = load_run_split(run, sc.cfg, more, 'valid')
     r = sc.score(es.images)
-    fused = lambda **kw: 100 * image_auroc(es.labels, r.refuse(sc.norms, sc.fusion_tasks, **{'groups': sc.scoring.groups, 'lookup_map': sc.scoring.lookup_map, **kw}).scores)
+    fused = lambda **kw: 100 * image_auroc(es.labels, r.refuse(sc.norms, sc.fusion_tasks, **{'groups': sc.scoring.groups, 'lookup_map': sc.scoring.lookup_map, 'votes': 'parts', **kw}).scores)
     assert res['top1']['valid'] == pytest.approx(fused(top=1), abs=1e-6)
     assert res['all']['valid'] == pytest.approx(fused(top=0), abs=1e-6)
     assert res['map_max']['valid'] == pytest.approx(fused(fusion='max', top=2, sigma=sc.scoring.sigma), abs=1e-6)
     drop = [t for t in sc.fusion_tasks if t != 'lookup']
-    assert res['top2-no_lookup']['valid'] == pytest.approx(100 * image_auroc(es.labels, r.refuse(sc.norms, drop, top=2, groups=sc.scoring.groups).scores), abs=1e-6)
+    assert res['top2-no_lookup']['valid'] == pytest.approx(100 * image_auroc(es.labels, r.refuse(sc.norms, drop, top=2, groups=sc.scoring.groups, votes='parts').scores), abs=1e-6)
     kept = [t for t in sc.fusion_tasks if t not in ('tissue', 'pseudo_anomaly')]   # one learned head and the no-learning parts
     assert 'denoise' in kept and len(kept) < len(sc.fusion_tasks)
     assert res['top2-no_tissue-no_pseudo_anomaly']['valid'] == pytest.approx(100 * image_auroc(es.labels, r.refuse(sc.norms, kept, top=2, groups=sc.scoring.groups).scores), abs=1e-6)
     cf = crossfit.crossfit(sc, es.images, es.labels, crossfit.patient_groups(es.paths, es.labels), n=4)
-    assert res['top2']['cross'] == pytest.approx(cf['cross']) and res['mirror']['cross'] == pytest.approx(cf['mirror'])   # the same halves
+    assert res['two_kinds']['cross'] == pytest.approx(cf['cross']) and res['mirror']['cross'] == pytest.approx(cf['mirror'])   # the same halves, the run's votes
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.rule_scores('top2x', sc, sc.norms, {}, {}, None)
     with pytest.raises(ValueError, match='unknown rule'): fusion_rules.parse_rule('top2-no_tissue-no_')
     z = {t: np.zeros(2) for t in ('denoise', 'lookup', 'mirror')}
