@@ -33,9 +33,8 @@ from mtlmad.calibration import LOOKUP, MIRROR
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
 from mtlmad.metrics import image_auroc
-from mtlmad.score import fuse_maps, largest_mean, merge_groups
+from mtlmad.score import fuse_maps, fuse_votes, kind_votes, merge_groups
 
-NO_LEARNING = (LOOKUP, MIRROR)
 
 
 def zscores(norms: dict, scores: dict, idx, u=None) -> dict:
@@ -57,18 +56,15 @@ def rule_scores(rule: str, sc, z: dict, norms: dict, maps: dict, idx) -> np.ndar
     `map_max`, from `maps` under `norms`; `RULE-no_PART[-no_PART...]`: with those parts' votes left out; `mirror`: the mirror part alone."""
     rule, drops = parse_rule(rule)
     z = {t: v for t, v in z.items() if t not in drops}
-    learned, fixed = ([v for t, v in z.items() if (t in NO_LEARNING) == kind] for kind in (False, True))
-    if not z or (rule == MIRROR and MIRROR not in z) or (rule == 'two_kinds' and not (learned and fixed)):
+    if not z or (rule == MIRROR and MIRROR not in z) or (rule == 'two_kinds' and kind_votes(z) is None):
         raise ValueError(f'rule {rule!r} without {list(drops)}: the parts left, {sorted(z)}, cannot make it')
     if rule == MIRROR: return z[MIRROR]
     if rule == 'map_max':
         m = fuse_maps({t: maps[t][idx] for t in z}, norms, list(z), sc.sigma, sc.top_parts, sc.groups, sc.lookup_map)
         return m.reshape(len(m), -1).max(1)
-    if rule == 'two_kinds':
-        return (np.max(learned, 0) + np.max(fixed, 0)) / 2
-    v = merge_groups(z, sc.groups)
-    if rule == 'fisher': return -2 * np.sum([normal.logsf(x) for x in v], 0)
-    return largest_mean(v, 0 if rule == 'all' else int(rule[3:]))
+    if rule == 'two_kinds': return fuse_votes(z, 'kinds')   # the package's rule since 0.2.21
+    if rule == 'fisher': return -2 * np.sum([normal.logsf(x) for x in merge_groups(z, sc.groups)], 0)
+    return fuse_votes(z, 'parts', sc.groups, 0 if rule == 'all' else int(rule[3:]))
 
 
 RULES = ('two_kinds', 'top2', 'top1', 'top3', 'all', 'map_max', 'fisher')

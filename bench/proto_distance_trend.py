@@ -7,8 +7,8 @@ Each run is calibrated without the trend (`--scorer` settings, `distance_trend` 
 (`crossfit.one_scores`, z-scored) and three covariates of every image are made once per split: `d`, the log of the
 mean squared thumbnail distance to its k references (`Scorer._distance`, `mtlmad.calibration.reference_distance`),
 `tissue`, the fraction of the image that is tissue (`foreground_masks`), and `grey`, its mean grey level. Every variant
-is fitted on the calibration normals only and changes the z-scores before the fusion (`largest_mean` of the groups'
-votes, as `fuse_scores` fuses). For each run and variant it prints the fused image AUROC (percent) on `valid` (the run's
+is fitted on the calibration normals only and changes the z-scores before the fusion (`fuse_votes` under the run's
+`image_votes`, as `fuse_scores` fuses). For each run and variant it prints the fused image AUROC (percent) on `valid` (the run's
 calibration normals, as `mtlmad evaluate --split valid`), `cross` (cross-fitted on halves of the validation patients,
 `bench/crossfit.py`) and `test` (reported only), then each variant paired against the first. The variants (`VARIANTS`):
 - `none`: the z-scores as they are (mtlmad 0.2.18/0.2.19);
@@ -28,15 +28,14 @@ import torch
 from ablate import run_scorer
 from crossfit import fit_norms, halves, one_scores, patient_groups
 from fusion_rules import figures, split_passes
-from mtlmad.calibration import LOOKUP, MIRROR, foreground_masks
+from mtlmad.calibration import LOOKUP, MIRROR, NO_MODEL_PARTS, foreground_masks
 from mtlmad.checkpoint import run_data
 from mtlmad.jobs import load_run_split
 from mtlmad.metrics import image_auroc
-from mtlmad.score import kind_votes, largest_mean, merge_groups
+from mtlmad.score import fuse_votes
 
 VARIANTS = ('none', 'lookup_divide', 'divide', 'trend', 'trend_clipped', 'trend_not_lookup', 'trend_learned',
             'trend+tissue', 'trend+grey', 'mirror', 'mirror_trend')
-NO_LEARNING = (LOOKUP, MIRROR)
 
 
 def covariates(sc, images) -> dict:
@@ -69,7 +68,7 @@ def adjusted(variant: str, norms: dict, z: dict, one: dict, cov: dict, keep: np.
             b, c = least_squares(v[keep], {n: cov[n][keep] for n in names}, names)
             out[t] = v - sum(bi * (cov[n] - c[n]) for bi, n in zip(b, names))
         return out
-    left = {'trend_not_lookup': (LOOKUP,), 'trend_learned': NO_LEARNING}.get(variant, ())
+    left = {'trend_not_lookup': (LOOKUP,), 'trend_learned': NO_MODEL_PARTS}.get(variant, ())
     out = {}
     for t, v in z.items():
         b, c = least_squares(v[keep], {'d': d[keep]}, ('d',))
@@ -81,8 +80,7 @@ def adjusted(variant: str, norms: dict, z: dict, one: dict, cov: dict, keep: np.
 def fused(sc, variant: str, z: dict) -> np.ndarray:
     "The fused image scores from the parts' z-scores, as `fuse_scores` fuses them under the run's votes (the mirror part alone for `mirror*`)."
     if variant.startswith('mirror'): return z[MIRROR]
-    kinds = kind_votes(z) if sc.scoring.image_votes == 'kinds' else None
-    return np.mean(kinds, 0) if kinds else largest_mean(merge_groups(z, sc.scoring.groups), sc.scoring.top_parts)
+    return fuse_votes(z, sc.scoring.image_votes, sc.scoring.groups, sc.scoring.top_parts)
 
 
 def judge(sc, variants, valid, test, groups, n_halves: int = 20, seed: int = 0) -> dict:

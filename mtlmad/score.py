@@ -28,7 +28,8 @@ from .tasks.base import top_fraction_mean
 
 # %% auto #0
 __all__ = ['TREND_MIN_NORMALS', 'feature_map', 'task_errors', 'largest_z', 'TaskNorm', 'largest_mean', 'merge_groups',
-           'fuse_maps', 'kind_votes', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer', 'saved_scoring']
+           'fuse_maps', 'kind_votes', 'fuse_votes', 'fuse_scores', 'Prediction', 'ScoreResult', 'Scorer',
+           'saved_scoring']
 
 # %% ../nbs/06_score.ipynb #190c647a
 def feature_map(model, # the joint model, right after its forward on `inputs`' first round
@@ -186,6 +187,16 @@ def kind_votes(parts: dict, # part -> its normalised image scores (z-scores or r
     fixed = [v for t, v in parts.items() if t in NO_MODEL_PARTS]
     return [np.max(learned, 0), np.max(fixed, 0)] if learned and fixed else None
 
+def fuse_votes(parts: dict, # part -> its normalised image scores (z-scores or ranks), all of one shape
+               votes: str = ScoringConfig.image_votes, # 'kinds': the mean of `kind_votes` (with one kind: as 'parts'); 'parts': `top` and `groups`
+               groups=ScoringConfig.groups, # parts counted as one before `top` (`merge_groups`)
+               top: int = ScoringConfig.top_parts, # the mean of this many largest votes (0: of all; `largest_mean`)
+              ) -> np.ndarray:
+    "Each image's fused value of its normalised parts, by `ScoringConfig.image_votes`' rule."
+    if votes not in IMAGE_VOTES: raise ValueError(f'votes must be one of {IMAGE_VOTES}, got {votes!r}')
+    kinds = kind_votes(parts) if votes == 'kinds' else None
+    return np.mean(kinds, 0) if kinds else largest_mean(merge_groups(parts, groups), top)
+
 def fuse_scores(task_scores: dict, # task -> (N,) raw scores
                 norms: dict, # task -> TaskNorm
                 fusion: str = ScoringConfig.fusion, # 'mean' of z-scores, 'rank', or 'max' of the fused map
@@ -207,9 +218,7 @@ def fuse_scores(task_scores: dict, # task -> (N,) raw scores
     if fusion == 'mean': parts = {t: norms[t].z_score(task_scores[t]) for t in tasks}
     elif fusion == 'rank': parts = {t: norms[t].rank(task_scores[t]) for t in tasks}
     else: raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
-    if votes not in IMAGE_VOTES: raise ValueError(f'votes must be one of {IMAGE_VOTES}, got {votes!r}')
-    kinds = kind_votes(parts) if votes == 'kinds' else None
-    return np.mean(kinds, 0) if kinds else largest_mean(merge_groups(parts, groups), top)
+    return fuse_votes(parts, votes, groups, top)
 
 
 # %% ../nbs/06_score.ipynb #16963440

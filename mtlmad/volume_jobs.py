@@ -105,7 +105,7 @@ def score_volume(scorer, # a calibrated `Scorer` (e.g. `mtlmad.jobs.open_scorer(
     return VolumeScore(float(top.mean()), slice_scores, task_slice, amap, axis, scored, res.task_maps, scorer.norms, scorer.sigma,
                        sigma_z, scorer.fusion, res.device, time.perf_counter() - t0, list(getattr(scorer, 'fusion_tasks', [])),
                        getattr(scorer, 'top_parts', ScoringConfig.top_parts), getattr(scorer, 'groups', ScoringConfig.groups),
-                       getattr(scorer, 'lookup_map', ScoringConfig.lookup_map), getattr(scorer, 'image_votes', 'parts'))
+                       getattr(scorer, 'lookup_map', ScoringConfig.lookup_map), getattr(scorer, 'image_votes', ScoringConfig.image_votes))
 
 # %% ../nbs/12_volume_jobs.ipynb #18d112ed
 @patch

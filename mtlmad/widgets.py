@@ -138,7 +138,7 @@ def _refuse(self: AnomalyExplorer):
     "Fused scores of every image from the tasks that are on (no model run)."
     self.scores = fuse_scores(self.task_scores, self.scorer.norms, self.scorer.fusion, self.selected_tasks,
                               self.task_maps, self.scorer.sigma, self.scorer.top_parts, self.scorer.groups,
-                              votes=getattr(self.scorer, 'image_votes', 'parts'))
+                              self.scorer.lookup_map, self.scorer.image_votes)
 
 @patch
 def _reorder(self: AnomalyExplorer, keep: int | None = None):
